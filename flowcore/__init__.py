@@ -1,0 +1,52 @@
+"""flowcore: a trained autoencoder as a dynamical system on its latent space.
+
+f(z) = E(D(z)); trajectories z_{t+1} = f(z_t); the field V(z) = f(z) − z; its attractors.
+Everything runs on ONNX Runtime + NumPy (+ Numba); models come in as FlowBundles exported by
+the ``flowcore_torch`` (and ``flowcore_tensorflow``) adapters. This package never imports
+torch or tensorflow.
+"""
+
+from .attractors import Attractors, find_attractors
+from .bundle import FlowBundle
+from .errors import (
+    BackendError,
+    BadInputError,
+    BundleError,
+    DataError,
+    ExportError,
+    FlowcoreError,
+    FlowcoreWarning,
+    NotFittedError,
+    ProviderWarning,
+)
+from .field import FieldGrid, field_grid, vector_field
+from .grouping import group_points
+from .runtime import LatentMap
+from .trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attractors",
+    "BackendError",
+    "BadInputError",
+    "BundleError",
+    "CONVERGED",
+    "DIVERGED",
+    "DataError",
+    "ExportError",
+    "FieldGrid",
+    "FlowBundle",
+    "FlowcoreError",
+    "FlowcoreWarning",
+    "LatentMap",
+    "MAX_STEPS",
+    "NotFittedError",
+    "ProviderWarning",
+    "Trajectories",
+    "field_grid",
+    "find_attractors",
+    "group_points",
+    "iterate",
+    "vector_field",
+]

@@ -1,0 +1,7 @@
+"""``python -m flowcore`` = the ``flowcore`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,178 @@
+"""Attractors: group converged trajectory endpoints into distinct fixed points.
+
+Mapping ≠ grouping: :func:`flowcore.trajectories.iterate` maps starts to endpoints with a status
+per row; :func:`find_attractors` groups the converged endpoints (paper rule: the same attractor
+when cos > 0.99; Euclidean absolute/relative tolerances as options) and returns
+:class:`Attractors` with every count carrying the settings that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+from .grouping import group_points
+from .io import atomic_write_json, load_npz, save_npz
+from .trajectories import CONVERGED, MAX_STEPS, Trajectories
+
+__all__ = ["Attractors", "find_attractors"]
+
+
+@dataclass(frozen=True)
+class Attractors:
+    """Distinct attractors reached from a start set.
+
+    Attributes
+    ----------
+    centres : ndarray of shape (K, *latent_shape), float32
+        Mean of each group's endpoints. Groups are numbered by size, largest first.
+    representatives : ndarray of shape (K, *latent_shape), float32
+        The member endpoint nearest to each mean (an actual point of the map's orbit).
+    labels : ndarray of shape (N,), int64
+        Attractor of each start; −1 for rows that did not converge (max_steps or diverged).
+    counts : ndarray of shape (K,), int64
+        Starts per attractor.
+    n_starts, n_unassigned : int
+        All starts, and those with label −1 (see ``status_counts`` for why).
+    status_counts : dict
+        converged / max_steps / diverged counts of the trajectories.
+    settings : dict
+        Grouping metric, threshold, relative flag, plus the trajectory settings (tol, max_steps, …).
+    """
+
+    centres: np.ndarray
+    representatives: np.ndarray
+    labels: np.ndarray
+    counts: np.ndarray
+    status_counts: dict[str, int]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_attractors(self) -> int:
+        return len(self.counts)
+
+    @property
+    def n_starts(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_unassigned(self) -> int:
+        return int(np.sum(self.labels < 0))
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """ndarray of shape (K,), float64: share of all starts reaching each attractor."""
+        return self.counts / max(self.n_starts, 1)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_starts": self.n_starts,
+            "n_attractors": self.n_attractors,
+            "n_unassigned": self.n_unassigned,
+            "status_counts": dict(self.status_counts),
+            "counts": self.counts.tolist(),
+            "fractions": self.fractions.tolist(),
+            "settings": dict(self.settings),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return self.summary()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``attractors.npz`` + ``attractors.json`` into folder ``path`` (atomic)."""
+        folder = Path(path)
+        save_npz(folder / "attractors.npz", centres=self.centres, representatives=self.representatives,
+                 labels=self.labels, counts=self.counts)
+        atomic_write_json(folder / "attractors.json", self.summary())
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Attractors":
+        """Read a folder written by :meth:`save`, checking that the pieces agree."""
+        folder = Path(path)
+        arrays = load_npz(folder / "attractors.npz")
+        missing = {"centres", "representatives", "labels", "counts"} - set(arrays)
+        if missing:
+            raise DataError(f"{folder}/attractors.npz lacks {sorted(missing)}")
+        try:
+            meta = json.loads((folder / "attractors.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{folder}/attractors.json unreadable ({exc})") from None
+        k = len(arrays["counts"])
+        labels = arrays["labels"]
+        if len(arrays["centres"]) != k or (len(labels) and labels.max(initial=-1) >= k):
+            raise DataError(f"{folder}/attractors.npz is inconsistent (centres/counts/labels disagree)")
+        return cls(centres=arrays["centres"], representatives=arrays["representatives"], labels=labels,
+                   counts=arrays["counts"], status_counts=meta.get("status_counts", {}), settings=meta.get("settings", {}))
+
+
+def find_attractors(
+    traj: Trajectories,
+    *,
+    metric: str = "cosine",
+    threshold: float = 0.99,
+    relative: bool = False,
+    include_max_steps: bool = False,
+) -> Attractors:
+    """Group the converged endpoints of ``traj`` into attractors.
+
+    Parameters
+    ----------
+    traj : Trajectories
+    metric : {"cosine", "euclidean"}, default "cosine"
+        cosine: same attractor when cos > threshold (paper: 0.99). euclidean: distance ≤ threshold.
+    threshold : float, default 0.99
+    relative : bool, default False
+        euclidean only: tolerance = threshold × RMS‖z*‖ of the endpoints.
+    include_max_steps : bool, default False
+        Also group rows that hit max_steps (slow rows; not fixed points by the stopping rule).
+
+    Returns
+    -------
+    Attractors
+    """
+    keep = traj.status == CONVERGED
+    if include_max_steps:
+        keep |= traj.status == MAX_STEPS
+    pts = traj.flat_final[keep]
+    sub = group_points(pts, metric=metric, threshold=threshold, relative=relative)
+    n_groups = int(sub.max()) + 1 if len(sub) else 0
+    counts = np.bincount(sub, minlength=n_groups).astype(np.int64)
+    # renumber by size (largest first), ties by first appearance
+    order = np.lexsort((np.arange(n_groups), -counts))
+    rank = np.empty(n_groups, np.int64)
+    rank[order] = np.arange(n_groups)
+    sub = rank[sub]
+    counts = counts[order]
+    labels = np.full(len(traj), -1, np.int64)
+    labels[keep] = sub
+    shape = traj.final.shape[1:]
+    k = pts.shape[1] if pts.ndim == 2 else int(np.prod(shape))
+    centres = np.zeros((n_groups, k), np.float64)
+    np.add.at(centres, sub, pts)
+    centres /= np.maximum(counts, 1)[:, None]
+    reps = np.empty((n_groups, k), np.float32)
+    for g in range(n_groups):
+        members = pts[sub == g]
+        reps[g] = members[np.argmin(((members - centres[g]) ** 2).sum(1))]
+    settings = {
+        "metric": metric,
+        "threshold": float(threshold),
+        "relative": bool(relative) if metric == "euclidean" else None,
+        "include_max_steps": bool(include_max_steps),
+        **{f"trajectory_{k_}": v for k_, v in traj.settings.items()},
+    }
+    return Attractors(
+        centres=centres.astype(np.float32).reshape(n_groups, *shape),
+        representatives=reps.reshape(n_groups, *shape),
+        labels=labels,
+        counts=counts,
+        status_counts=traj.counts(),
+        settings=settings,
+    )

@@ -1,0 +1,66 @@
+"""Error and warning hierarchy.
+
+Every error flowcore raises for a user mistake derives from :class:`FlowcoreError` and from a
+builtin base, so ``except ValueError`` keeps working. The CLI maps each class to an exit code
+(``exit_code``) and prints one line, ``error: <message>``, never a traceback.
+
+Exit codes: 2 usage, 3 bad input, 4 runtime/backend.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FlowcoreError",
+    "BadInputError",
+    "BundleError",
+    "DataError",
+    "ExportError",
+    "BackendError",
+    "NotFittedError",
+    "FlowcoreWarning",
+    "ProviderWarning",
+]
+
+
+class FlowcoreError(Exception):
+    """Base of all flowcore errors."""
+
+    exit_code = 4
+
+
+class BadInputError(FlowcoreError, ValueError):
+    """Input that flowcore cannot use (exit code 3)."""
+
+    exit_code = 3
+
+
+class BundleError(BadInputError):
+    """A FlowBundle that is missing, tampered with, or whose graphs do not compose."""
+
+
+class DataError(BadInputError):
+    """An input array file of the wrong shape, dtype or content."""
+
+
+class ExportError(BadInputError):
+    """An adapter could not export a model, or the export disagrees with the framework."""
+
+
+class BackendError(FlowcoreError, RuntimeError):
+    """ONNX Runtime is missing, misconfigured, or failed while running a graph (exit code 4)."""
+
+    exit_code = 4
+
+
+class NotFittedError(FlowcoreError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+    exit_code = 2
+
+
+class FlowcoreWarning(UserWarning):
+    """Base of all flowcore warnings."""
+
+
+class ProviderWarning(FlowcoreWarning):
+    """The execution providers in use differ from the ones asked for."""

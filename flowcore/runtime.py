@@ -1,0 +1,433 @@
+"""LatentMap: encode, decode and the fused latent map f = E∘D on ONNX Runtime.
+
+``LatentMap(bundle)`` creates its ONNX Runtime sessions once and reuses them. The latent map is
+ONE fused graph built with :func:`onnx.compose.merge_models` (decoder then encoder) that also
+returns, per row, the squared step ``‖f(z) − z‖²`` and the squared norm ``‖f(z)‖²``, so the
+trajectory engine reads only two floats per row besides the new latents.
+
+A LatentMap can also wrap a single latent→latent graph (:meth:`LatentMap.from_graph`): an
+encoder with a surrogate decoder, a residual stream. The dynamics code does not care.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from .bundle import FlowBundle
+from .errors import BackendError, BundleError, DataError, ProviderWarning
+
+__all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime"]
+
+log = logging.getLogger("flowcore")
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+FUSED_INPUT = "z"
+FUSED_OUTPUTS = ("z_next", "step_sq", "norm_sq")
+
+
+def import_onnxruntime():
+    """Import ONNX Runtime or fail with one line naming the two extras."""
+    try:
+        import onnxruntime as ort  # noqa: PLC0415
+    except ImportError:
+        raise BackendError(
+            "ONNX Runtime is not installed: pip install 'flowcore[cpu]' (or 'flowcore[gpu]' on a CUDA machine)"
+        ) from None
+    return ort
+
+
+def resolve_providers(providers: str | Sequence[str] = "auto") -> list[str]:
+    """Turn ``"auto" | "cpu" | "cuda"`` or an explicit list into an ONNX Runtime provider list.
+
+    ``auto`` means the CUDA execution provider when this ONNX Runtime build offers it, else CPU.
+    ``cuda`` fails when the build has no CUDA provider (no silent fallback).
+    """
+    ort = import_onnxruntime()
+    available = ort.get_available_providers()
+    if isinstance(providers, str):
+        choice = providers.lower()
+        if choice == "auto":
+            return [CUDA, CPU] if CUDA in available else [CPU]
+        if choice == "cpu":
+            return [CPU]
+        if choice in ("cuda", "gpu"):
+            if CUDA not in available:
+                raise BackendError(
+                    f"device 'cuda' asked for, but this ONNX Runtime build offers {available}; "
+                    "install flowcore[gpu] (onnxruntime-gpu) and remove onnxruntime"
+                )
+            return [CUDA, CPU]
+        raise BackendError(f"unknown device {providers!r}; expected auto, cpu or cuda")
+    out = list(providers)
+    unknown = [p for p in out if p not in available]
+    if unknown:
+        raise BackendError(f"providers {unknown} are not in this ONNX Runtime build; available: {available}")
+    return out
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 0
+
+
+def _normalise(models: Sequence[onnx.ModelProto]) -> list[onnx.ModelProto]:
+    """Bring graphs to one default-domain opset and one IR version so they can be merged."""
+    target = max(_default_opset(m) for m in models)
+    ir = max(int(m.ir_version) for m in models)
+    out = []
+    for m in models:
+        if _default_opset(m) != target:
+            from onnx import version_converter  # noqa: PLC0415
+
+            try:
+                m = version_converter.convert_version(m, target)
+            except Exception as exc:
+                raise BundleError(f"cannot convert graph from opset {_default_opset(m)} to {target}: {exc}") from None
+        if m.ir_version != ir:
+            m = onnx.ModelProto.FromString(m.SerializeToString())
+            m.ir_version = ir
+        out.append(m)
+    return out
+
+
+def _with_external_data(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto:
+    uses = any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer)
+    if not uses:
+        return model
+    if folder is None:
+        raise BundleError("graph references external data but no folder was given")
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    onnx.external_data_helper.load_external_data_for_model(m, str(folder))
+    return m
+
+
+def _append_step_outputs(graph: onnx.GraphProto, z_in: str, z_out: str, rank: int) -> None:
+    """Add Identity → z_next, and ReduceSumSquare rows of (z_out − z_in) and z_out."""
+    axes = helper.make_tensor("fc_axes", TensorProto.INT64, [rank - 1], list(range(1, rank)))
+    graph.initializer.append(axes)
+    graph.node.extend(
+        [
+            helper.make_node("Identity", [z_out], [FUSED_OUTPUTS[0]], name="fc_out"),
+            helper.make_node("Sub", [z_out, z_in], ["fc_diff"], name="fc_sub"),
+            helper.make_node("ReduceSumSquare", ["fc_diff", "fc_axes"], [FUSED_OUTPUTS[1]], keepdims=0, name="fc_step"),
+            helper.make_node("ReduceSumSquare", [z_out, "fc_axes"], [FUSED_OUTPUTS[2]], keepdims=0, name="fc_norm"),
+        ]
+    )
+    del graph.output[:]
+    dims = ["batch"] + [None] * (rank - 1)
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(FUSED_OUTPUTS[0], TensorProto.FLOAT, dims),
+            helper.make_tensor_value_info(FUSED_OUTPUTS[1], TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info(FUSED_OUTPUTS[2], TensorProto.FLOAT, ["batch"]),
+        ]
+    )
+
+
+def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for vi in graph.input:
+        if vi.name == old:
+            vi.name = new
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+
+
+def fuse(bundle: FlowBundle) -> onnx.ModelProto:
+    """Build the fused latent-map graph ``z -> (z_next, step_sq, norm_sq)`` of a bundle.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Input ``z`` of shape (N, *latent_shape); outputs ``z_next`` (N, *latent_shape),
+        ``step_sq`` (N,) = ‖z_next − z‖² and ``norm_sq`` (N,) = ‖z_next‖², all float32.
+    """
+    from onnx import compose  # noqa: PLC0415
+
+    dec = _with_external_data(bundle.decoder, bundle.path)
+    enc = _with_external_data(bundle.encoder, bundle.path)
+    dec, enc = _normalise([dec, enc])
+    merged = compose.merge_models(
+        dec,
+        enc,
+        io_map=[(bundle.decoder_output, bundle.encoder_input)],
+        prefix1="dec_",
+        prefix2="enc_",
+        inputs=["dec_" + bundle.decoder_input],
+        outputs=["enc_" + bundle.encoder_output],
+    )
+    graph = merged.graph
+    _rename_input(graph, "dec_" + bundle.decoder_input, FUSED_INPUT)
+    _append_step_outputs(graph, FUSED_INPUT, "enc_" + bundle.encoder_output, 1 + len(bundle.latent_shape))
+    graph.name = "flowcore_latent_map"
+    try:
+        onnx.checker.check_model(merged)
+    except Exception as exc:
+        raise BundleError(f"fused latent map fails the ONNX checker: {str(exc).splitlines()[0]}") from None
+    return merged
+
+
+def _graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: str | None) -> tuple[onnx.ModelProto, tuple[int, ...]]:
+    from .bundle import _io, _static_shape  # noqa: PLC0415
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    vin = _io(model, "input", input_name, "latent map")
+    vout = _io(model, "output", output_name, "latent map")
+    sin = _static_shape(vin, "latent map input")
+    sout = _static_shape(vout, "latent map output")
+    if sin != sout:
+        raise BundleError(f"latent map input shape {sin} differs from its output shape {sout}")
+    graph = model.graph
+    if vin.name != FUSED_INPUT:
+        _rename_input(graph, vin.name, FUSED_INPUT)
+    out_name = vout.name
+    _append_step_outputs(graph, FUSED_INPUT, out_name, 1 + len(sin))
+    return model, sin
+
+
+class LatentMap:
+    """The latent map ``f(z) = E(D(z))`` of a bundle, on ONNX Runtime.
+
+    Parameters
+    ----------
+    bundle : FlowBundle or path-like
+        The model. A path is loaded (and validated) with :meth:`FlowBundle.load`.
+    providers : {"auto", "cpu", "cuda"} or list of str, default "auto"
+        ``auto`` = CUDA execution provider when the installed ONNX Runtime offers it, else CPU.
+        The providers actually used are in :attr:`providers` and logged.
+    session_options : onnxruntime.SessionOptions, optional
+        Used as given for every session. When omitted, flowcore makes one with
+        ``intra_op_num_threads`` and intra-op spinning off (spinning threads slow a process that
+        also runs torch, several-fold on 2 cores).
+    intra_op_num_threads : int, optional
+        Threads per session (0 or None = ONNX Runtime's default, the physical cores).
+
+    Examples
+    --------
+    >>> lmap = LatentMap("bundle/", providers="cpu")          # doctest: +SKIP
+    >>> z = lmap.encode(x)          # (N, *latent_shape) float32  # doctest: +SKIP
+    >>> z1 = lmap(z)                # E(D(z))                     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bundle: FlowBundle | str | os.PathLike,
+        *,
+        providers: str | Sequence[str] = "auto",
+        session_options: Any = None,
+        intra_op_num_threads: int | None = None,
+    ) -> None:
+        if not isinstance(bundle, FlowBundle):
+            bundle = FlowBundle.load(bundle)
+        self.bundle: FlowBundle | None = bundle
+        self.latent_shape: tuple[int, ...] = tuple(bundle.latent_shape)
+        self.input_shape: tuple[int, ...] | None = tuple(bundle.input_shape)
+        self._requested = providers
+        self._providers = resolve_providers(providers)
+        self._session_options = session_options
+        self._threads = intra_op_num_threads
+        self._fused_model: onnx.ModelProto | None = None
+        self._sessions: dict[str, Any] = {}
+
+    @classmethod
+    def from_graph(
+        cls,
+        model: onnx.ModelProto | str | os.PathLike,
+        *,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        providers: str | Sequence[str] = "auto",
+        session_options: Any = None,
+        intra_op_num_threads: int | None = None,
+    ) -> "LatentMap":
+        """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode)."""
+        if not isinstance(model, onnx.ModelProto):
+            try:
+                model = onnx.load(str(model))
+            except Exception as exc:
+                raise BundleError(f"{model} is not a readable ONNX model ({type(exc).__name__})") from None
+        fused, shape = _graph_to_map(model, input_name, output_name)
+        self = cls.__new__(cls)
+        self.bundle = None
+        self.latent_shape = shape
+        self.input_shape = None
+        self._requested = providers
+        self._providers = resolve_providers(providers)
+        self._session_options = session_options
+        self._threads = intra_op_num_threads
+        self._fused_model = fused
+        self._sessions = {}
+        return self
+
+    # --------------------------------------------------------------- sessions
+    def _options(self):
+        ort = import_onnxruntime()
+        if self._session_options is not None:
+            return self._session_options
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if self._threads is not None:
+            so.intra_op_num_threads = int(self._threads)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return so
+
+    def _session(self, which: str):
+        sess = self._sessions.get(which)
+        if sess is not None:
+            return sess
+        ort = import_onnxruntime()
+        if which == "fused":
+            if self._fused_model is None:
+                self._fused_model = fuse(self.bundle)
+            source: Any = self._fused_model.SerializeToString()
+        else:
+            if self.bundle is None:
+                raise BackendError(f"this LatentMap wraps a single latent graph; it has no {which}")
+            source = str(self.bundle.path / self.bundle.manifest[which]["file"])
+        try:
+            sess = ort.InferenceSession(source, sess_options=self._options(), providers=self._providers)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime could not load the {which} graph: {str(exc).splitlines()[0]}") from None
+        used = sess.get_providers()
+        if self._providers[0] not in used:
+            msg = f"asked for {self._providers[0]} but ONNX Runtime runs the {which} graph on {used}"
+            if isinstance(self._requested, str) and self._requested.lower() == "auto":
+                import warnings  # noqa: PLC0415
+
+                warnings.warn(msg, ProviderWarning, stacklevel=3)
+            else:
+                raise BackendError(msg)
+        log.info("flowcore: %s graph on %s", which, used[0])
+        self._sessions[which] = sess
+        return sess
+
+    @property
+    def providers(self) -> list[str]:
+        """Providers ONNX Runtime actually uses for the fused graph."""
+        return list(self._session("fused").get_providers())
+
+    @property
+    def fused_model(self) -> onnx.ModelProto:
+        """The fused graph ``z -> (z_next, step_sq, norm_sq)``."""
+        if self._fused_model is None:
+            self._fused_model = fuse(self.bundle)
+        return self._fused_model
+
+    @property
+    def latent_dim(self) -> int:
+        return int(np.prod(self.latent_shape, dtype=np.int64))
+
+    # ---------------------------------------------------------------- helpers
+    def check_latents(self, z: Any, what: str = "latents") -> np.ndarray:
+        """Return ``z`` as C-contiguous float32 of shape (N, *latent_shape); flat (N, k) is reshaped."""
+        return _coerce(z, self.latent_shape, what)
+
+    def check_inputs(self, x: Any, what: str = "inputs") -> np.ndarray:
+        """Return ``x`` as C-contiguous float32 of shape (N, *input_shape); flat (N, m) is reshaped."""
+        if self.input_shape is None:
+            raise BackendError("this LatentMap wraps a single latent graph; it has no input space")
+        return _coerce(x, self.input_shape, what)
+
+    def _run_batched(self, which: str, name_in: str, name_out: str, a: np.ndarray, batch_size: int) -> np.ndarray:
+        sess = self._session(which)
+        if len(a) == 0:
+            out_shape = self.latent_shape if which == "encoder" else self.input_shape
+            return np.empty((0, *out_shape), np.float32)
+        parts = []
+        for i in range(0, len(a), batch_size):
+            parts.append(self._run(sess, [name_out], {name_in: a[i : i + batch_size]})[0])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    @staticmethod
+    def _run(sess, outputs, feed):
+        try:
+            return sess.run(outputs, feed)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed: {str(exc).splitlines()[0]}") from None
+
+    # -------------------------------------------------------------------- API
+    def encode(self, x: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """E(x): (N, *input_shape) -> (N, *latent_shape), float32."""
+        x = self.check_inputs(x)
+        return self._run_batched("encoder", self.bundle.encoder_input, self.bundle.encoder_output, x, batch_size)
+
+    def decode(self, z: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """D(z): (N, *latent_shape) -> (N, *input_shape), float32."""
+        if self.input_shape is None:
+            raise BackendError("this LatentMap wraps a single latent graph; it has no decoder")
+        z = self.check_latents(z)
+        return self._run_batched("decoder", self.bundle.decoder_input, self.bundle.decoder_output, z, batch_size)
+
+    def step(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One application of f on a checked batch.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n, *latent_shape), float32, C-contiguous (not re-checked)
+
+        Returns
+        -------
+        z_next : ndarray of shape (n, *latent_shape), float32
+        step_sq : ndarray of shape (n,), float32 — ‖z_next − z‖²
+        norm_sq : ndarray of shape (n,), float32 — ‖z_next‖²
+        """
+        return self._run(self._session("fused"), list(FUSED_OUTPUTS), {FUSED_INPUT: z})
+
+    def __call__(self, z: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """f(z) = E(D(z)) through the fused graph: (N, *latent_shape) -> same, float32."""
+        z = self.check_latents(z)
+        sess = self._session("fused")
+        parts = [self._run(sess, [FUSED_OUTPUTS[0]], {FUSED_INPUT: z[i : i + batch_size]})[0]
+                 for i in range(0, len(z), batch_size)]
+        if not parts:
+            return np.empty((0, *self.latent_shape), np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def field(self, z: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """V(z) = f(z) − z: (N, *latent_shape) float32."""
+        z = self.check_latents(z)
+        return self(z, batch_size=batch_size) - z
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-JSON description: shapes, providers asked for and used."""
+        return {
+            "latent_shape": list(self.latent_shape),
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "providers_requested": self._requested if isinstance(self._requested, str) else list(self._requested),
+            "providers": self.providers,
+            "bundle": None if self.bundle is None else str(self.bundle.path),
+            "bundle_sha256": None if self.bundle is None else self.bundle.sha256,
+        }
+
+
+def _coerce(a: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception:
+        raise DataError(f"{what} could not be read as an array") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(f"{what} have dtype {arr.dtype}; expected a numeric array")
+    if arr.ndim < 1:
+        raise DataError(f"{what} must have a batch axis; got a scalar")
+    k = int(np.prod(shape, dtype=np.int64))
+    n = arr.shape[0]
+    if tuple(arr.shape[1:]) != tuple(shape):
+        if arr.ndim == 2 and arr.shape[1] == k:
+            arr = arr.reshape((n, *shape))
+        else:
+            raise DataError(
+                f"{what} have shape {tuple(arr.shape)}; expected (N, {', '.join(map(str, shape))})"
+                f"{'' if len(shape) == 1 else f' or (N, {k})'}"
+            )
+    return np.ascontiguousarray(arr, dtype=np.float32)
