@@ -181,9 +181,13 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
 def _graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: str | None) -> tuple[onnx.ModelProto, tuple[int, ...]]:
     from .bundle import _io, _static_shape  # noqa: PLC0415
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())
+    from onnx import compose  # noqa: PLC0415
+
     vin = _io(model, "input", input_name, "latent map")
     vout = _io(model, "output", output_name, "latent map")
+    model = compose.add_prefix(model, "map_")  # copy, and no clash with the names added below
+    vin = _io(model, "input", "map_" + vin.name, "latent map")
+    vout = _io(model, "output", "map_" + vout.name, "latent map")
     sin = _static_shape(vin, "latent map input")
     sout = _static_shape(vout, "latent map output")
     if sin != sout:

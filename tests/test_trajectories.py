@@ -1,0 +1,132 @@
+"""Trajectory engine: stopping rule, compaction, divergence, chunking, determinism, paths."""
+
+import math
+
+import numpy as np
+import pytest
+
+from flowcore.bundle import FlowBundle
+from flowcore.errors import DataError
+from flowcore.runtime import LatentMap
+from flowcore.trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
+
+from _graphs import contraction_to, linear_pair, nan_map, rotation
+
+
+def _map(tmp_path, pair, name="b"):
+    return LatentMap(FlowBundle.write(tmp_path / name, *pair), providers="cpu")
+
+
+def predicted_steps(e0: float, rho: float, tol: float) -> int:
+    """First t >= 1 with ‖z_t − z_{t−1}‖² = (rho^(t−1) (1 − rho) e0)² < tol."""
+    t = 1
+    while (rho ** (t - 1) * (1 - rho) * e0) ** 2 >= tol:
+        t += 1
+    return t
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.9, 0.97])
+def test_stopping_rule_predicted_steps(tmp_path, rho):
+    a = np.array([1.0, -2.0, 0.5], np.float32)
+    lmap = _map(tmp_path, contraction_to(a, rho))
+    rng = np.random.default_rng(0)
+    dirs = rng.normal(size=(6, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    radii = np.array([0.37, 1.3, 2.9, 5.1, 11.7, 23.0])
+    z0 = (a + dirs * radii[:, None]).astype(np.float32)
+    tol = 1e-6
+    tr = iterate(lmap, z0, tol=tol)
+    assert (tr.status == CONVERGED).all()
+    e0 = np.linalg.norm(z0 - a, axis=1)
+    expected = np.array([predicted_steps(float(e), rho, tol) for e in e0])
+    # float32 arithmetic may move a boundary case by one step, never more
+    assert np.abs(tr.steps - expected).max() <= 1
+    assert (tr.steps == expected).mean() >= 0.8
+    err = np.linalg.norm(tr.final - a, axis=1)
+    # paper bound: T >= log(eps / ‖e0‖) / log rho for the error eps actually reached
+    assert np.all(tr.steps >= np.floor(np.log(err / e0) / np.log(rho)) - 1e-9)
+    # a step-size stop leaves the endpoint about step/(1 − rho) from z*
+    assert np.all(err <= math.sqrt(tol) * rho / (1 - rho) * 1.01 + 1e-6)
+
+
+def test_compaction_equals_naive_loop(digits_bundle, digits):
+    lmap = LatentMap(digits_bundle, providers="cpu")
+    z0 = lmap.encode(digits["x_test"][:200])
+    tol, max_steps = 1e-6, 800
+    tr = iterate(lmap, z0, tol=tol, max_steps=max_steps)
+    # naive: the whole batch every step, no compaction; remember each row's first stop
+    z = z0.copy()
+    final = np.full_like(z0, np.nan)
+    steps = np.zeros(len(z0), int)
+    for t in range(1, max_steps + 1):
+        z_new = lmap(z)
+        sq = ((z_new - z) ** 2).sum(1)
+        fresh = (steps == 0) & ((sq < tol) | (t == max_steps))
+        final[fresh], steps[fresh] = z_new[fresh], t
+        z = z_new
+        if (steps > 0).all():
+            break
+    np.testing.assert_array_equal(tr.steps, steps)
+    np.testing.assert_allclose(tr.final, final, rtol=0, atol=1e-6)
+
+
+def test_expanding_map_diverges(tmp_path):
+    lmap = _map(tmp_path, linear_pair(2.0 * np.eye(2), np.zeros(2)))
+    tr = iterate(lmap, np.ones((5, 2)), norm_limit=1e4)
+    assert (tr.status == DIVERGED).all()
+    assert tr.counts() == {"converged": 0, "max_steps": 0, "diverged": 5}
+    assert np.all(tr.steps == math.ceil(math.log2(1e4 / math.sqrt(2))))
+
+
+def test_nan_map_diverges(tmp_path):
+    tr = iterate(_map(tmp_path, nan_map(2)), np.zeros((3, 2)))
+    assert (tr.status == DIVERGED).all() and (tr.steps == 1).all()
+
+
+def test_rotation_hits_max_steps(tmp_path):
+    tr = iterate(_map(tmp_path, rotation(0.3)), np.ones((4, 2)), max_steps=50)
+    assert (tr.status == MAX_STEPS).all() and (tr.steps == 50).all()
+
+
+def test_chunked_equals_unchunked_and_repeatable(digits_bundle, digits):
+    lmap = LatentMap(digits_bundle, providers="cpu")
+    z0 = lmap.encode(digits["x_test"])
+    big = iterate(lmap, z0, batch_size=4096)
+    small = iterate(lmap, z0, batch_size=37)
+    again = iterate(LatentMap(digits_bundle, providers="cpu"), z0, batch_size=4096)
+    for other in (small, again):
+        np.testing.assert_array_equal(other.steps, big.steps)
+        np.testing.assert_array_equal(other.status, big.status)
+        np.testing.assert_array_equal(other.final, big.final)  # bit-identical
+
+
+def test_record_path(tmp_path):
+    a = np.array([3.0, -1.0], np.float32)
+    lmap = _map(tmp_path, contraction_to(a, 0.8))
+    z0 = np.array([[0.0, 0.0], [10.0, 10.0], [3.0, -0.999]], np.float32)
+    tr = iterate(lmap, z0, record_every=5)
+    for i in range(3):
+        valid = tr.path_steps[i] >= 0
+        st = tr.path_steps[i][valid]
+        assert st[0] == 0 and st[-1] == tr.steps[i]
+        assert np.all(np.diff(st) > 0) and np.all(st[:-1] % 5 == 0)
+        np.testing.assert_array_equal(tr.path[i][valid][0], z0[i])
+        np.testing.assert_array_equal(tr.path[i][valid][-1], tr.final[i])
+        # recorded states follow the analytic orbit z_t = a + 0.8^t (z0 − a)
+        expect = a + (0.8 ** st)[:, None] * (z0[i] - a)
+        np.testing.assert_allclose(tr.path[i][valid], expect, rtol=1e-4, atol=1e-4)
+
+
+def test_save_load_and_edges(tmp_path):
+    lmap = _map(tmp_path, contraction_to(np.zeros(2), 0.5))
+    tr = iterate(lmap, np.ones((3, 2)))
+    tr.save(tmp_path / "out")
+    back = Trajectories.load(tmp_path / "out")
+    np.testing.assert_array_equal(back.final, tr.final)
+    assert back.settings["tol"] == 1e-6
+    empty = iterate(lmap, np.zeros((0, 2)))
+    assert len(empty) == 0 and empty.counts()["converged"] == 0
+    with pytest.raises(DataError, match="NaN"):
+        iterate(lmap, np.array([[np.nan, 0.0]]))
+    with pytest.raises(DataError, match="tol"):
+        iterate(lmap, np.ones((1, 2)), tol=0)
