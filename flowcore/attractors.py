@@ -67,8 +67,23 @@ class Attractors:
 
     @property
     def fractions(self) -> np.ndarray:
-        """ndarray of shape (K,), float64: share of all starts reaching each attractor."""
+        """ndarray of shape (K,), float64: basin fraction, the share of all starts reaching each attractor."""
         return self.counts / max(self.n_starts, 1)
+
+    @property
+    def fraction_se(self) -> np.ndarray:
+        """ndarray of shape (K,), float64: Bernoulli standard error √(p(1−p)/N) of each fraction."""
+        p = self.fractions
+        return np.sqrt(p * (1.0 - p) / max(self.n_starts, 1))
+
+    def unassigned_fractions(self) -> dict[str, dict[str, float]]:
+        """Share (± s.e.) of starts that ended max_steps or diverged (label −1), reported apart."""
+        n = max(self.n_starts, 1)
+        out = {}
+        for name in ("max_steps", "diverged"):
+            p = self.status_counts.get(name, 0) / n
+            out[name] = {"fraction": p, "se": float(np.sqrt(p * (1 - p) / n))}
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -78,6 +93,8 @@ class Attractors:
             "status_counts": dict(self.status_counts),
             "counts": self.counts.tolist(),
             "fractions": self.fractions.tolist(),
+            "fraction_se": self.fraction_se.tolist(),
+            "unassigned": self.unassigned_fractions(),
             "settings": dict(self.settings),
         }
 
@@ -119,6 +136,7 @@ def find_attractors(
     threshold: float = 0.99,
     relative: bool = False,
     include_max_steps: bool = False,
+    starts: dict[str, Any] | None = None,
 ) -> Attractors:
     """Group the converged endpoints of ``traj`` into attractors.
 
@@ -132,6 +150,8 @@ def find_attractors(
         euclidean only: tolerance = threshold × RMS‖z*‖ of the endpoints.
     include_max_steps : bool, default False
         Also group rows that hit max_steps (slow rows; not fixed points by the stopping rule).
+    starts : dict, optional
+        Description of the start set (kind, size, seed, file) recorded in the settings.
 
     Returns
     -------
@@ -157,11 +177,13 @@ def find_attractors(
     centres = np.zeros((n_groups, k), np.float64)
     np.add.at(centres, sub, pts)
     centres /= np.maximum(counts, 1)[:, None]
-    reps = np.empty((n_groups, k), np.float32)
-    for g in range(n_groups):
-        members = pts[sub == g]
-        reps[g] = members[np.argmin(((members - centres[g]) ** 2).sum(1))]
+    # representative: the member nearest its group's mean (one pass, no per-group scan)
+    d2 = ((pts - centres[sub]) ** 2).sum(1)
+    order_m = np.lexsort((d2, sub))
+    first = np.searchsorted(sub[order_m], np.arange(n_groups))
+    reps = pts[order_m[first]].astype(np.float32) if n_groups else np.empty((0, k), np.float32)
     settings = {
+        "starts": dict(starts) if starts else None,
         "metric": metric,
         "threshold": float(threshold),
         "relative": bool(relative) if metric == "euclidean" else None,

@@ -45,6 +45,7 @@ def _starts_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--data", help="inputs to encode: file.npy, file.npz or file.npz:KEY, shape (N, *input_shape)")
     src.add_argument("--latents", help="latent starts: file.npy/.npz[:KEY], shape (N, *latent_shape)")
     src.add_argument("--noise", type=int, metavar="N", help="N latent starts drawn from N(0, I)")
+    src.add_argument("--starts", metavar="SPEC", help="data file (as --data) or noise:N (as --noise N)")
     p.add_argument("--seed", type=int, default=0, help="seed for --noise (default 0)")
     p.add_argument("--tol", type=float, default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
     p.add_argument("--max-steps", type=int, default=3000, help="most applications of f per start (default 3000)")
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     _grouping_args(p)
     _common(p)
 
+    p = sub.add_parser("stability", help="Jacobian spectra of the attractors in an `attractors --out` folder")
+    p.add_argument("dir", help="folder written by `flowcore attractors --out`")
+    p.add_argument("--bundle", default=None, help="bundle (default: the one recorded in DIR/summary.json)")
+    p.add_argument("--points", default="representatives", choices=["representatives", "centres"],
+                   help="evaluate at each group's member nearest its mean (default) or at the mean")
+    p.add_argument("--h", type=float, default=1e-3, help="finite-difference step, relative to the point's scale")
+    p.add_argument("--out", default=None, help="folder for stability.json/.npz (default: DIR)")
+    _common(p)
+
     p = sub.add_parser("demo", help="run the main job on the embedded digits model")
     p.add_argument("--out", default="demo_out", help="folder for demo_summary.json (default demo_out)")
     p.add_argument("--noise", type=int, default=None, help="noise starts (default: as many as test digits)")
@@ -111,6 +121,15 @@ def _map(args):
 def _starts(args, lmap) -> tuple[np.ndarray, dict[str, Any]]:
     from .io import load_array  # noqa: PLC0415
 
+    spec = getattr(args, "starts", None)
+    if spec is not None:
+        if spec.startswith("noise:"):
+            try:
+                args.noise = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise BadInputError(f"--starts {spec!r}: expected noise:N with an integer N") from None
+        else:
+            args.data = spec
     if args.noise is not None:
         if args.noise < 1:
             raise BadInputError(f"--noise must be >= 1, got {args.noise}")
@@ -188,13 +207,52 @@ def _cmd_attractors(args, out) -> int:
     lmap = _map(args)
     z0, start = _starts(args, lmap)
     traj = _iterate(args, lmap, z0)
-    att = find_attractors(traj, metric=args.metric, threshold=_threshold(args), relative=args.relative)
-    summary = {"starts": start, "trajectories": traj.summary(), "attractors": att.summary()}
+    att = find_attractors(traj, metric=args.metric, threshold=_threshold(args), relative=args.relative, starts=start)
+    summary = {"bundle": str(Path(args.bundle).resolve()), "starts": start, "trajectories": traj.summary(),
+               "attractors": att.summary()}
     if args.out:
         traj.save(args.out)
         att.save(args.out)
         atomic_write_json(Path(args.out) / "summary.json", summary)
     _emit(out, summary, args.json, _traj_text(summary["trajectories"]) + "\n" + _attr_text(summary["attractors"]))
+    return EXIT_OK
+
+
+def _cmd_stability(args, out) -> int:
+    from .attractors import Attractors  # noqa: PLC0415
+    from .runtime import LatentMap  # noqa: PLC0415
+    from .stability import rate_check, stability  # noqa: PLC0415
+    from .trajectories import Trajectories  # noqa: PLC0415
+
+    folder = Path(args.dir)
+    if not (folder / "attractors.npz").is_file():
+        raise BadInputError(f"{folder} has no attractors.npz; run `flowcore attractors BUNDLE ... --out {folder}` first")
+    att = Attractors.load(folder)
+    bundle = args.bundle
+    if bundle is None:
+        try:
+            bundle = json.loads((folder / "summary.json").read_text())["bundle"]
+        except (OSError, ValueError, KeyError):
+            raise BadInputError(f"{folder}/summary.json names no bundle; pass --bundle") from None
+    lmap = LatentMap(bundle, providers=args.device, intra_op_num_threads=args.threads)
+    points = att.representatives if args.points == "representatives" else att.centres
+    stab = stability(lmap, points, h=args.h)
+    report = stab.summary()
+    report["points"] = args.points
+    if (folder / "trajectories.npz").is_file():
+        traj = Trajectories.load(folder)
+        report["rate_check"] = rate_check(att, traj, stab)
+    stab.save(args.out or folder)
+    atomic_write_json(Path(args.out or folder) / "stability.json", report)
+    lines = [f"{len(points)} attractors at their {args.points}: {report['n_stable']} stable (spectral radius < 1)"]
+    checks = {r["attractor"]: r for r in report.get("rate_check", [])}
+    for i in range(len(points)):
+        line = (f"  #{i:<3d} basin {att.counts[i]:6d}  radius {stab.spectral_radius[i]:.4f}  "
+                f"norm {stab.spectral_norm[i]:.4f}  {stab.labels()[i]}")
+        if i in checks and checks[i]["predicted_median_steps"] is not None:
+            line += f"  steps measured {checks[i]['measured_median_steps']:.0f} / predicted {checks[i]['predicted_median_steps']:.0f}"
+        lines.append(line)
+    _emit(out, report, args.json, "\n".join(lines))
     return EXIT_OK
 
 
@@ -223,7 +281,7 @@ def _cmd_doctor(args, out) -> int:
 
 
 _COMMANDS = {"info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
-             "demo": _cmd_demo, "doctor": _cmd_doctor}
+             "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 
 def main(argv: Sequence[str] | None = None, *, stdout=None, stderr=None) -> int:

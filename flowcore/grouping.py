@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["group_points", "link_radius_sq", "METRICS"]
+__all__ = ["group_points", "group_points_ref", "link_radius_sq", "METRICS"]
 
 METRICS = ("cosine", "euclidean")
 _BLOCK = 2048
@@ -39,7 +39,7 @@ def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: 
     if metric == "cosine":
         if not (-1.0 <= threshold < 1.0):
             raise DataError(f"cosine threshold must be in [-1, 1), got {threshold}")
-        norms = np.linalg.norm(points, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", points, points, dtype=np.float64))[:, None].astype(points.dtype)
         unit = np.divide(points, norms, out=np.zeros_like(points), where=norms > 0)
         return unit, 2.0 * (1.0 - float(threshold)), True
     if metric == "euclidean":
@@ -47,7 +47,7 @@ def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: 
             raise DataError(f"euclidean threshold must be >= 0, got {threshold}")
         eps = float(threshold)
         if relative:
-            scale = float(np.sqrt(np.mean(np.sum(points.astype(np.float64) ** 2, axis=1)))) if len(points) else 0.0
+            scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", points, points, dtype=np.float64)))) if len(points) else 0.0
             eps *= scale
         return points, eps * eps, False
     raise DataError(f"unknown metric {metric!r}; expected one of {METRICS}")
@@ -72,8 +72,66 @@ def _find(parent: np.ndarray, i: int) -> int:
     return root
 
 
+def _prepare(points, metric: str, threshold: float, relative: bool, keep_float32: bool = False):
+    x = np.asarray(points)
+    if not (keep_float32 and x.dtype == np.float32):
+        x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise DataError(f"points must have shape (N, k); got {x.shape}")
+    if len(x) and not np.all(np.isfinite(x)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(x), axis=1))[0])
+        raise DataError(f"points contain NaN or Inf (first at row {bad}); drop diverged rows before grouping")
+    w, r2, strict = link_radius_sq(x, metric, threshold, relative)
+    zero = ~np.any(w != 0, axis=1) if metric == "cosine" else np.zeros(len(x), bool)
+    return np.ascontiguousarray(w, dtype=x.dtype), r2, strict, zero
+
+
+def _first_appearance(raw: np.ndarray) -> np.ndarray:
+    _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inv].astype(np.int64)
+
+
 def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, relative: bool = False) -> np.ndarray:
-    """Label points by single linkage at a tolerance.
+    """Label points by single linkage at a tolerance (Numba kernel).
+
+    Parameters
+    ----------
+    points : array-like of shape (N, k)
+        Finite values (NaN/Inf rows are refused).
+    metric : {"cosine", "euclidean"}
+    threshold : float
+        cosine: link when cos > threshold; euclidean: link when distance ≤ threshold.
+    relative : bool
+        euclidean only: multiply the threshold by the RMS norm of the points.
+
+    Returns
+    -------
+    labels : ndarray of shape (N,), int64
+        Groups numbered 0.. in order of first appearance; the same partition as
+        ``sklearn.cluster.DBSCAN(eps, min_samples=1)`` and as :func:`group_points_ref`.
+    """
+    from ._grouping_kernel import leader_pass, merge_leaders, relabel  # noqa: PLC0415
+
+    w, r2, strict, zero = _prepare(points, metric, threshold, relative, keep_float32=True)
+    n = len(w)
+    if n == 0:
+        return np.empty(0, np.int64)
+    leader_of = np.empty(n, np.int64)
+    leaders = np.empty(n, np.int64)
+    n_lead = leader_pass(w, r2, strict, zero, leader_of, leaders)
+    parent = np.empty(n_lead, np.int64)
+    merge_leaders(w, r2, strict, leaders, n_lead, leader_of, parent)
+    out = np.empty(n, np.int64)
+    n_groups = relabel(leader_of, parent, out)
+    if zero.any():
+        out[zero] = n_groups
+        return _first_appearance(out)
+    return out
+
+
+def group_points_ref(points, *, metric: str = "cosine", threshold: float = 0.99, relative: bool = False) -> np.ndarray:
+    """NumPy reference of :func:`group_points` (blocked matrix products; same partition and labels).
 
     Parameters
     ----------
@@ -90,24 +148,15 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
     labels : ndarray of shape (N,), int64
         Groups numbered 0.. in order of first appearance.
     """
-    x = np.asarray(points, dtype=np.float64)
-    if x.ndim != 2:
-        raise DataError(f"points must have shape (N, k); got {x.shape}")
-    n = len(x)
+    w, r2, strict, zero = _prepare(points, metric, threshold, relative)
+    n = len(w)
     if n == 0:
         return np.empty(0, np.int64)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.flatnonzero(~np.all(np.isfinite(x), axis=1))[0])
-        raise DataError(f"points contain NaN or Inf (first at row {bad}); drop diverged rows before grouping")
-    w, r2, strict = link_radius_sq(x, metric, threshold, relative)
-    zero = np.zeros(n, bool)
-    if metric == "cosine":
-        zero = ~np.any(w != 0, axis=1)
 
     # 1. leader pass
     leader_of = np.full(n, -1, np.int64)
     leaders: list[int] = []
-    lead_mat = np.empty((0, x.shape[1]))
+    lead_mat = np.empty((0, w.shape[1]))
     for s in range(0, n, _BLOCK):
         blk = np.arange(s, min(s + _BLOCK, n))
         blk = blk[~zero[blk]]
@@ -159,9 +208,7 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
     raw[nz] = roots[leader_of[nz]]
     if zero.any():
         raw[zero] = n_lead  # the origin: one group of its own
-    _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    return order[inv].astype(np.int64)
+    return _first_appearance(raw)
 
 
 def _any_linked(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, r2: float, strict: bool) -> bool:

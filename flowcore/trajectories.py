@@ -48,6 +48,10 @@ class Trajectories:
         Recorded states at steps 0, s, 2s, … and the final step, NaN-padded (``record_every=s``).
     path_steps : ndarray of shape (N, L), int32, or None
         The step of each recorded state, −1 in padding.
+    starts : ndarray of shape (N, *latent_shape), float32, or None
+        The starts z_0.
+    features : dict of str to ndarray of shape (N,), float64, or None
+        Streaming trajectory features (see :mod:`flowcore.features`) when asked for.
     settings : dict
         tol, max_steps, norm_limit, batch_size, record_every, n_starts, providers, …
     """
@@ -59,6 +63,8 @@ class Trajectories:
     settings: dict[str, Any]
     path: np.ndarray | None = field(default=None, repr=False)
     path_steps: np.ndarray | None = field(default=None, repr=False)
+    starts: np.ndarray | None = field(default=None, repr=False)
+    features: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -98,6 +104,10 @@ class Trajectories:
         arrays = dict(final=self.final, steps=self.steps, status=self.status, last_step_sq=self.last_step_sq)
         if self.path is not None:
             arrays.update(path=self.path, path_steps=self.path_steps)
+        if self.starts is not None:
+            arrays["starts"] = self.starts
+        for name, values in (self.features or {}).items():
+            arrays[f"feature_{name}"] = values
         save_npz(folder / "trajectories.npz", **arrays)
         atomic_write_json(folder / "trajectories.json", self.summary())
         return folder
@@ -121,7 +131,8 @@ class Trajectories:
             raise DataError(f"{folder}/trajectories.json unreadable ({exc})") from None
         return cls(final=arrays["final"], steps=arrays["steps"], status=arrays["status"],
                    last_step_sq=arrays["last_step_sq"], settings=meta.get("settings", {}),
-                   path=arrays.get("path"), path_steps=arrays.get("path_steps"))
+                   path=arrays.get("path"), path_steps=arrays.get("path_steps"), starts=arrays.get("starts"),
+                   features={k[8:]: v for k, v in arrays.items() if k.startswith("feature_")} or None)
 
 
 def _progress(total: int, enabled: bool | None):
@@ -145,6 +156,8 @@ def iterate(
     batch_size: int = 4096,
     norm_limit: float = 1e8,
     record_every: int | None = None,
+    features: bool = False,
+    reference: Any = None,
     progress: bool | None = None,
 ) -> Trajectories:
     """Iterate the latent map from every start until each row stops.
@@ -166,6 +179,10 @@ def iterate(
         A row whose ``‖z_t‖`` exceeds this (or becomes NaN/Inf) ends ``diverged``.
     record_every : int, optional
         Record ``z`` at steps 0, s, 2s, … and at the stop (memory N · L · k floats).
+    features : bool, default False
+        Compute the streaming trajectory features of :mod:`flowcore.features` while iterating.
+    reference : array-like of shape (M, k), optional
+        Reference attractors; adds the distance-to-nearest-attractor features (implies features).
     progress : bool, optional
         Progress bar on stderr; default: only when stderr is a TTY.
 
@@ -202,6 +219,11 @@ def iterate(
     act_idx = np.empty(0, np.int64)
     act_steps = np.empty(0, np.int32)
     nxt = 0
+    recorder = None
+    if features or reference is not None:
+        from .features import FeatureRecorder  # noqa: PLC0415
+
+        recorder = FeatureRecorder(n, reference)
     bar = _progress(n, progress)
     try:
         while True:
@@ -210,6 +232,8 @@ def iterate(
                 new_idx = np.arange(nxt, nxt + take, dtype=np.int64)
                 if every:
                     rec.append((new_idx, np.zeros(take, np.int32), z0[nxt : nxt + take].copy()))
+                if recorder is not None:
+                    recorder.start(new_idx, z0[nxt : nxt + take])
                 if len(act_idx):
                     act_z = np.concatenate([act_z, z0[nxt : nxt + take]])
                     act_idx = np.concatenate([act_idx, new_idx])
@@ -222,6 +246,8 @@ def iterate(
                 break
             z_new, sq, nrm = lmap.step(act_z)
             act_steps += 1
+            if recorder is not None:
+                recorder.update(act_idx, z_new, sq, act_steps)
             diverged = ~(nrm <= limit_sq) | ~np.isfinite(sq)
             done = (sq < tol32) | diverged | (act_steps >= max_steps)
             if every:
@@ -265,8 +291,12 @@ def iterate(
         "stop_rule": "||z_t - z_(t-1)||^2 < tol; steps = applications of f",
         "providers": list(providers) if providers is not None else None,
     }
-    return Trajectories(final=final, steps=steps, status=status, last_step_sq=last_sq,
-                        settings=settings, path=path, path_steps=path_steps)
+    feats = recorder.finish(z0, final, steps, last_sq) if recorder is not None else None
+    if recorder is not None:
+        settings["features"] = sorted(feats)
+        settings["reference_size"] = None if recorder.reference is None else len(recorder.reference)
+    return Trajectories(final=final, steps=steps, status=status, last_step_sq=last_sq, settings=settings,
+                        path=path, path_steps=path_steps, starts=z0, features=feats)
 
 
 def _assemble_path(rec, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

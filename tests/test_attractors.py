@@ -1,57 +1,14 @@
-"""Grouping (single linkage at a tolerance) and attractors from trajectories."""
+"""Attractors from trajectories: known maps, basins, fractions, save/load."""
 
 import numpy as np
 import pytest
-from sklearn.cluster import DBSCAN
-from sklearn.metrics import adjusted_rand_score
 
 from flowcore.attractors import Attractors, find_attractors
 from flowcore.bundle import FlowBundle
-from flowcore.errors import DataError
-from flowcore.grouping import group_points
 from flowcore.runtime import LatentMap
 from flowcore.trajectories import iterate
 
 from _graphs import linear_pair, two_attractors
-
-
-def _clustered(seed, n=2000, k=16, centres=15, spread=0.2):
-    rng = np.random.default_rng(seed)
-    c = rng.normal(size=(centres, k)) * 3
-    return c[rng.integers(0, centres, n)] + rng.normal(size=(n, k)) * spread
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_grouping_equals_dbscan(seed):
-    x = _clustered(seed)
-    for eps in (0.5, 1.0, 2.0):
-        ours = group_points(x, metric="euclidean", threshold=eps)
-        ref = DBSCAN(eps=eps, min_samples=1).fit_predict(x)
-        assert adjusted_rand_score(ours, ref) == 1.0
-    for thr in (0.99, 0.95):
-        ours = group_points(x, metric="cosine", threshold=thr)
-        ref = DBSCAN(eps=1 - thr, min_samples=1, metric="cosine").fit_predict(x)
-        assert adjusted_rand_score(ours, ref) == 1.0
-
-
-def test_grouping_edges():
-    assert group_points(np.zeros((0, 3))).shape == (0,)
-    assert group_points(np.ones((1, 3))).tolist() == [0]
-    assert group_points(np.ones((50, 3)), metric="euclidean", threshold=0.0).tolist() == [0] * 50
-    # zero rows have no direction: one group of their own under cosine
-    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
-    assert group_points(x).tolist() == [0, 1, 0, 1]
-    with pytest.raises(DataError, match="NaN"):
-        group_points(np.array([[1.0, np.nan]]))
-    with pytest.raises(DataError, match="unknown metric"):
-        group_points(np.ones((2, 2)), metric="manhattan")
-
-
-def test_relative_tolerance_scales():
-    x = _clustered(0, spread=0.05)
-    a = group_points(x, metric="euclidean", threshold=0.1, relative=True)
-    b = group_points(x * 1000, metric="euclidean", threshold=0.1, relative=True)
-    assert adjusted_rand_score(a, b) == 1.0
 
 
 def test_two_attractor_map(tmp_path):
@@ -68,6 +25,8 @@ def test_two_attractor_map(tmp_path):
     np.testing.assert_array_equal(att.labels == which, right)
     assert att.fractions.sum() == pytest.approx(1.0)
     assert att.fractions[which] == pytest.approx(right.mean())
+    p = right.mean()
+    np.testing.assert_allclose(att.fraction_se[which], np.sqrt(p * (1 - p) / len(z0)))
 
 
 def test_unassigned_and_save(tmp_path):
@@ -90,3 +49,7 @@ def test_digits_attractors(digits_bundle, digits):
     assert att.n_attractors >= 1
     assert att.counts.sum() + att.n_unassigned == len(digits["x_test"])
     assert (att.labels[tr.status != 0] == -1).all()
+    un = att.unassigned_fractions()
+    total = att.fractions.sum() + un["max_steps"]["fraction"] + un["diverged"]["fraction"]
+    assert total == pytest.approx(1.0)
+    assert att.settings["trajectory_tol"] == 1e-6 and att.settings["metric"] == "cosine"
