@@ -34,11 +34,14 @@ def _within(x, i, j, r2, strict):
 
 
 @njit
-def leader_pass(x, r2, strict, skip, leader_of, leaders):
+def leader_pass(x, proj, r, r2, strict, skip, leader_of, leaders, lead_proj, lead_ids):
     """Fill ``leader_of`` (N,) with a leader number per row and ``leaders`` with leader rows.
 
-    Rows with ``skip[i]`` get −1. Returns the number of leaders. The most recently matched
-    leader is tried first (endpoints of one attractor tend to come in runs), then all in order.
+    ``proj`` (N,) is each row's coordinate along a unit direction; since
+    |proj_i − proj_j| ≤ ‖x_i − x_j‖, only leaders whose projection lies within ``r`` can cover
+    a row. Leaders are kept sorted by projection (``lead_proj``/``lead_ids``, capacity N) and a
+    row scans just that window; the most recently matched leader is tried first. Rows with
+    ``skip[i]`` get −1. Returns the number of leaders.
     """
     n = x.shape[0]
     n_lead = 0
@@ -51,13 +54,24 @@ def leader_pass(x, r2, strict, skip, leader_of, leaders):
         if last >= 0 and _within(x, i, leaders[last], r2, strict):
             hit = last
         else:
-            for j in range(n_lead):
+            p = proj[i]
+            lo = np.searchsorted(lead_proj[:n_lead], p - r)
+            for s in range(lo, n_lead):
+                if lead_proj[s] > p + r:
+                    break
+                j = lead_ids[s]
                 if j != last and _within(x, i, leaders[j], r2, strict):
                     hit = j
                     break
         if hit < 0:
-            leaders[n_lead] = i
             hit = n_lead
+            leaders[hit] = i
+            pos = np.searchsorted(lead_proj[:n_lead], proj[i])
+            for s in range(n_lead, pos, -1):
+                lead_proj[s] = lead_proj[s - 1]
+                lead_ids[s] = lead_ids[s - 1]
+            lead_proj[pos] = proj[i]
+            lead_ids[pos] = hit
             n_lead += 1
         leader_of[i] = hit
         last = hit
@@ -77,12 +91,12 @@ def _find(parent, i):
 
 
 @njit
-def merge_leaders(x, r2, strict, leaders, n_lead, leader_of, parent):
+def merge_leaders(x, r, r2, strict, leaders, n_lead, leader_of, parent, lead_proj, lead_ids):
     """Union leader groups that contain a linked cross pair; fills ``parent`` (n_lead,).
 
-    Members are gathered per leader (CSR by counting sort), candidate leader pairs are those
-    within 3× the radius, and each candidate pair is checked member against member with early
-    exit on the first linked pair.
+    Members are gathered per leader (CSR by counting sort). Candidate leader pairs lie within
+    3r along the projection (sorted ``lead_proj``) and within 3r in full space; each is
+    checked member against member with early exit on the first linked pair.
     """
     n = leader_of.shape[0]
     counts = np.zeros(n_lead + 1, np.int64)
@@ -101,17 +115,21 @@ def merge_leaders(x, r2, strict, leaders, n_lead, leader_of, parent):
     for j in range(n_lead):
         parent[j] = j
     cand = 9.0 * r2
-    for a in range(n_lead):
-        for b in range(a + 1, n_lead):
-            if not _within(x, leaders[a], leaders[b], cand, False):
+    for sa in range(n_lead):
+        a0 = lead_ids[sa]
+        for sb in range(sa + 1, n_lead):
+            if lead_proj[sb] - lead_proj[sa] > 3.0 * r:
+                break
+            b0 = lead_ids[sb]
+            if not _within(x, leaders[a0], leaders[b0], cand, False):
                 continue
-            ra = _find(parent, a)
-            rb = _find(parent, b)
+            ra = _find(parent, a0)
+            rb = _find(parent, b0)
             if ra == rb:
                 continue
             linked = False
-            for p in range(counts[a], counts[a + 1]):
-                for q in range(counts[b], counts[b + 1]):
+            for p in range(counts[a0], counts[a0 + 1]):
+                for q in range(counts[b0], counts[b0 + 1]):
                     if _within(x, members[p], members[q], r2, strict):
                         linked = True
                         break

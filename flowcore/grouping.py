@@ -92,6 +92,29 @@ def _first_appearance(raw: np.ndarray) -> np.ndarray:
     return order[inv].astype(np.int64)
 
 
+def _projection(w: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """Coordinates (N,) float64 along a unit direction of large spread (3 power iterations).
+
+    Any unit direction keeps the grouping exact (|u·a − u·b| ≤ ‖a − b‖); a direction of large
+    spread makes the windows the kernel scans narrow.
+    """
+    pts = w[~skip] if skip.any() else w
+    if len(pts) == 0:
+        return np.zeros(len(w))
+    sample = pts[:: max(1, len(pts) // 4096)].astype(np.float64)
+    sample -= sample.mean(axis=0)
+    u = sample.var(axis=0)
+    u = np.where(u == u.max(), 1.0, 0.0) if u.max() > 0 else np.ones_like(u)
+    for _ in range(3):
+        u = sample.T @ (sample @ u)
+        nrm = np.linalg.norm(u)
+        if nrm == 0:
+            u = np.ones(w.shape[1])
+            nrm = np.linalg.norm(u)
+        u = u / nrm
+    return w @ u.astype(w.dtype) if w.dtype == np.float64 else (w @ u.astype(np.float32)).astype(np.float64)
+
+
 def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, relative: bool = False) -> np.ndarray:
     """Label points by single linkage at a tolerance (Numba kernel).
 
@@ -119,9 +142,14 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
         return np.empty(0, np.int64)
     leader_of = np.empty(n, np.int64)
     leaders = np.empty(n, np.int64)
-    n_lead = leader_pass(w, r2, strict, zero, leader_of, leaders)
+    lead_proj = np.empty(n, np.float64)
+    lead_ids = np.empty(n, np.int64)
+    proj = _projection(w, zero)
+    # window half-width along the projection, with slack for float rounding of the projections
+    r = float(np.sqrt(r2)) * (1 + 1e-6) + 1e-9 * (1.0 + float(np.abs(proj).max(initial=0.0)))
+    n_lead = leader_pass(w, proj, r, r2, strict, zero, leader_of, leaders, lead_proj, lead_ids)
     parent = np.empty(n_lead, np.int64)
-    merge_leaders(w, r2, strict, leaders, n_lead, leader_of, parent)
+    merge_leaders(w, r, r2, strict, leaders, n_lead, leader_of, parent, lead_proj, lead_ids)
     out = np.empty(n, np.int64)
     n_groups = relabel(leader_of, parent, out)
     if zero.any():
