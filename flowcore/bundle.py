@@ -24,7 +24,7 @@ from typing import Any
 import onnx
 
 from .errors import BundleError
-from .io import atomic_write_json, sha256_file
+from .io import atomic_write_json, default_mode, sha256_file
 
 __all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION"]
 
@@ -113,6 +113,35 @@ def _opset(model: onnx.ModelProto) -> int:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
     raise BundleError("graph imports no default-domain opset")
+
+
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse to write a bundle over anything but an existing bundle (with ``overwrite``) or an empty folder."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise BundleError(f"{path} exists and is not a folder; choose another bundle path")
+    if not overwrite:
+        raise BundleError(f"{path} already exists; pass overwrite=True (CLI: --force) to replace it")
+    if any(path.iterdir()) and not (path / MANIFEST).is_file():
+        raise BundleError(f"{path} is a non-empty folder that is not a FlowBundle; refusing to replace it")
+
+
+def replace_folder(src: Path, dst: Path) -> None:
+    """Move the finished folder ``src`` to ``dst``; an old ``dst`` is moved aside first and removed last."""
+    old = None
+    if dst.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
+        os.replace(dst, old / dst.name)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        if old is not None:
+            os.replace(old / dst.name, dst)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -276,8 +305,7 @@ class FlowBundle:
             Framework, version and exporter that produced the graphs.
         """
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise BundleError(f"{path} already exists; pass overwrite=True (CLI: --force) to replace it")
+        check_target(path, overwrite)
         names = {
             "encoder": (_io(encoder, "input", encoder_input, "encoder").name,
                         _io(encoder, "output", encoder_output, "encoder").name),
@@ -288,6 +316,7 @@ class FlowBundle:
         eout = _static_shape(_io(encoder, "output", names["encoder"][1], "encoder"), "encoder output")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        os.chmod(tmp, default_mode(directory=True))
         try:
             manifest: dict[str, Any] = {
                 "format": FORMAT,
@@ -302,6 +331,7 @@ class FlowBundle:
                         raise BundleError(f"{part} graph references external data; load it inline first")
                 fname = f"{part}.onnx"
                 (tmp / fname).write_bytes(model.SerializeToString())
+                os.chmod(tmp / fname, default_mode())
                 manifest[part] = {
                     "file": fname,
                     "sha256": sha256_file(tmp / fname),
@@ -317,9 +347,7 @@ class FlowBundle:
                 manifest["notes"] = notes
             atomic_write_json(tmp / MANIFEST, manifest)
             bundle = cls.load(tmp)  # validate before it becomes visible
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
+            replace_folder(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -1,0 +1,18 @@
+"""flowcore_torch: export PyTorch autoencoders to flowcore FlowBundles (ONNX).
+
+>>> import flowcore_torch                                                  # doctest: +SKIP
+>>> bundle = flowcore_torch.export(encoder, decoder, x[:64], "bundle/")   # doctest: +SKIP
+
+:func:`export` runs ``torch.onnx.export(dynamo=True)`` on the encoder and the decoder with one
+opset and a dynamic batch axis, names the graphs ``x -> z`` and ``z -> x_hat``, writes the
+bundle with :meth:`flowcore.bundle.FlowBundle.write` and checks ONNX Runtime against torch.
+:func:`parity` repeats that check on any inputs. Importing this package imports torch and
+onnx and does nothing else.
+"""
+
+from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
+from ._parity import parity, relative_error
+
+__version__ = "0.1.0"
+
+__all__ = ["export", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]

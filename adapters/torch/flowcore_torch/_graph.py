@@ -1,0 +1,240 @@
+"""One torch module -> one ONNX graph with a dynamic batch axis and fixed I/O names."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import sys
+import warnings
+from typing import Any, Iterator
+
+import onnx
+import torch
+from torch import nn
+
+from flowcore.errors import ExportError
+
+__all__ = ["export_graph", "one_line", "select_output", "SelectOutput"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+# Loggers/warnings of the torch exporter that are noise for a flowcore user.
+_NOISY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first meaningful line`` of an exception message (ANSI codes stripped).
+
+    The dynamo exporter wraps the real cause in a long multi-line explanation; the line after
+    ``## Exception summary`` names it, so that line wins when present.
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "## Exception summary" in lines and lines.index("## Exception summary") + 1 < len(lines):
+        line = _CLASS.sub(r"\1", lines[lines.index("## Exception summary") + 1])
+    elif lines:
+        line = f"{type(exc).__name__}: {lines[0]}"
+    else:
+        line = type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class SelectOutput(nn.Module):
+    """Wrap a module whose forward returns a tuple/list/dict and return one element.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The wrapped encoder.
+    key : int or str
+        Index (tuple/list) or key (dict) of the tensor to return.
+    """
+
+    def __init__(self, module: nn.Module, key: int | str):
+        super().__init__()
+        self.module = module
+        self.key = key
+        self.training = module.training  # a new Module starts in train mode; mirror the wrapped one
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.module(x)[self.key]
+
+
+def select_output(out: Any, choice: int | str | None, what: str = "encoder") -> int | str | None:
+    """Resolve ``encoder_output`` against one forward result.
+
+    Returns
+    -------
+    int, str or None
+        ``None`` when ``out`` is a tensor (nothing to pick), else the index or key to use.
+
+    Raises
+    ------
+    ExportError
+        If ``choice`` does not fit the structure or does not name a tensor.
+    """
+    if isinstance(out, torch.Tensor):
+        if choice is not None:
+            raise ExportError(
+                f"{what} returns a single tensor but encoder_output={choice!r} was given; leave it as None"
+            )
+        return None
+    if isinstance(out, (tuple, list)):
+        if len(out) == 0:
+            raise ExportError(f"{what} returns an empty {type(out).__name__}; expected a tensor")
+        key: int | str = 0 if choice is None else choice
+        if isinstance(key, bool) or not isinstance(key, int) or not -len(out) <= key < len(out):
+            raise ExportError(
+                f"encoder_output={choice!r} does not index the {len(out)}-element {type(out).__name__} the "
+                f"{what} returns; pass an int in 0..{len(out) - 1}"
+            )
+        key = key % len(out)
+    elif isinstance(out, dict):
+        keys = list(out)
+        if not keys:
+            raise ExportError(f"{what} returns an empty dict; expected a tensor")
+        if choice is None:
+            key = next((k for k in ("mean", "mu") if k in out), keys[0])
+        elif choice in out:
+            key = choice
+        else:
+            raise ExportError(f"encoder_output={choice!r} is not a key of the dict the {what} returns; keys: {keys}")
+    else:
+        raise ExportError(f"{what} returns {type(out).__name__}; expected a tensor, a tuple/list or a dict of tensors")
+    if not isinstance(out[key], torch.Tensor):
+        raise ExportError(
+            f"{what} output [{key!r}] is {type(out[key]).__name__}, not a tensor; pick another with encoder_output"
+        )
+    return key
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's known noise (missing torchvision ops, a pytree deprecation)."""
+    saved = []
+    for name in _NOISY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level))
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename value ``old`` to ``new`` everywhere in ``graph`` (subgraphs included)."""
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.name == old:
+            vi.name = new
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _rename(attr.g, old, new)
+            for g in attr.graphs:
+                _rename(g, old, new)
+
+
+def _fix_names(model: onnx.ModelProto, input_name: str, output_name: str, what: str) -> None:
+    """Make the single graph input ``input_name`` and the single output ``output_name``."""
+    g = model.graph
+    init = {t.name for t in g.initializer}
+    ins = [v for v in g.input if v.name not in init]
+    if len(ins) != 1 or len(g.output) != 1:
+        raise ExportError(
+            f"the exported {what} has inputs {[v.name for v in ins]} and outputs {[v.name for v in g.output]}; "
+            "expected one of each (a forward(x) -> tensor module)"
+        )
+    taken = {n for node in g.node for n in list(node.input) + list(node.output)} | init
+    if ins[0].name != input_name:
+        if input_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {input_name!r} internally")
+        _rename(g, ins[0].name, input_name)
+    out = g.output[0]
+    if out.name == input_name:  # identity graph: the output is the input itself
+        g.node.append(onnx.helper.make_node("Identity", [input_name], [output_name]))
+        out.name = output_name
+    elif out.name != output_name:
+        if output_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {output_name!r} internally")
+        _rename(g, out.name, output_name)
+
+
+def _default_opset(model: onnx.ModelProto) -> int | None:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return None
+
+
+def export_graph(
+    module: nn.Module, example: torch.Tensor, *, input_name: str, output_name: str, opset: int, what: str
+) -> onnx.ModelProto:
+    """Export ``module`` (in its current mode) with ``torch.onnx.export(dynamo=True)``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        ``forward(x) -> tensor``.
+    example : Tensor of shape (n, ...), n >= 2
+        Example input; axis 0 is exported as the dynamic dimension ``batch``.
+    input_name, output_name : str
+        Names the graph input and output get.
+    opset : int
+        Default-domain opset of the result (checked).
+    what : str
+        ``"encoder"`` or ``"decoder"``, for messages.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Weights inline, one input, one output, dynamic batch.
+
+    Raises
+    ------
+    ExportError
+        One line; the exporter's exception is kept as ``__cause__``.
+    """
+    batch = torch.export.Dim("batch")
+    # On failure the exporter prints graph dumps to stderr besides raising; keep them out of a
+    # one-line error (the full text stays in __cause__), and pass them through on success.
+    captured = io.StringIO()
+    try:
+        with _quiet_exporter(), contextlib.redirect_stderr(captured):
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                opset_version=opset,
+                input_names=[input_name],
+                output_names=[output_name],
+                external_data=False,
+                verbose=False,
+                report=False,
+            )
+            model = program.model_proto
+    except Exception as exc:  # the exporter raises many types; all become one line
+        raise ExportError(f"torch.onnx.export(dynamo=True) failed for the {what}: {one_line(exc)}") from exc
+    if captured.getvalue():
+        sys.stderr.write(captured.getvalue())
+    got = _default_opset(model)
+    if got != opset:
+        raise ExportError(
+            f"the {what} was exported with opset {got}, not the requested {opset}; pick opset >= 18 "
+            "(the torch exporter's native range)"
+        )
+    _fix_names(model, input_name, output_name, what)
+    model.graph.name = what
+    return model

@@ -1,0 +1,129 @@
+"""Regenerate the demo model shipped in ``flowcore/data/demo/``.
+
+Trains a small MLP autoencoder on scikit-learn's 8x8 digits (a few seconds on 2 CPU cores),
+exports it with ``flowcore_torch.export`` (parity-checked against torch) and writes::
+
+    <out>/bundle/            FlowBundle: encoder.onnx, decoder.onnx, flow.json
+    <out>/digits_test.npz    x: (360, 1, 8, 8) float32 in [0, 1], y: (360,) int64 labels
+
+Deterministic: a fixed seed, one torch thread, a seeded train/test split. The recipe is the
+one in ``tests/_models.py`` (kept self-contained here on purpose; change both together).
+
+Needs torch, scikit-learn and both packages (``pip install -e . -e adapters/torch``)::
+
+    python tools/make_demo_bundle.py [--out flowcore/data/demo] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "flowcore" / "data" / "demo"
+N_TEST = 360
+K = 8
+HIDDEN = 64
+
+
+def load_split(seed: int) -> dict[str, np.ndarray]:
+    """Digits / 16 as (N, 1, 8, 8) float32; the last ``N_TEST`` of a seeded permutation are the test split."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
+    y = d.target.astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(x))
+    tr, te = perm[:-N_TEST], perm[-N_TEST:]
+    return {"x_train": x[tr], "x_test": x[te], "y_train": y[tr], "y_test": y[te]}
+
+
+def build(torch, k: int = K, hidden: int = HIDDEN):
+    """(encoder, decoder): (N, 1, 8, 8) -> (N, k) -> (N, 1, 8, 8), Tanh hidden layers, Sigmoid output."""
+    nn = torch.nn
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, k))
+    dec = nn.Sequential(
+        nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, 64), nn.Unflatten(1, (1, 8, 8)), nn.Sigmoid()
+    )
+    return enc, dec
+
+
+def train(torch, x_train: np.ndarray, *, seed: int, epochs: int, batch_size: int = 64, lr: float = 2e-3,
+          weight_decay: float = 1e-4):
+    """Adam on MSE, seeded init and batch order; returns (encoder, decoder) in eval mode."""
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    enc, dec = build(torch)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=lr, weight_decay=weight_decay)
+    x = torch.from_numpy(np.ascontiguousarray(x_train))
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            xb = x[perm[i : i + batch_size]]
+            loss = torch.mean((dec(enc(xb)) - xb) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return enc.eval(), dec.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT.relative_to(ROOT)})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the init and the batch order (default 0)")
+    p.add_argument("--epochs", type=int, default=150, help="training epochs (default 150, a few seconds)")
+    args = p.parse_args(argv)
+
+    try:
+        import torch
+        import flowcore_torch
+        from flowcore.io import save_npz
+        from flowcore.runtime import LatentMap
+        from flowcore.trajectories import iterate
+    except ImportError as exc:
+        print(f"error: {exc}; install with: pip install -e '.[cpu,analysis]' -e adapters/torch", file=sys.stderr)
+        return 2
+
+    t0 = time.perf_counter()
+    data = load_split(args.seed)
+    enc, dec = train(torch, data["x_train"], seed=args.seed, epochs=args.epochs)
+    with torch.no_grad():
+        xt = torch.from_numpy(data["x_test"])
+        mse = float(torch.mean((dec(enc(xt)) - xt) ** 2))
+    t_train = time.perf_counter() - t0
+
+    out: Path = args.out
+    bundle = flowcore_torch.export(
+        enc, dec, data["x_train"][:64], out / "bundle",
+        real_inputs=data["x_test"], overwrite=True,
+        preprocessing="scikit-learn digits images / 16 as float32 in [0, 1], shape (N, 1, 8, 8)",
+        notes=(f"demo MLP autoencoder 64-{HIDDEN}-{K}-{HIDDEN}-64 (Tanh, Sigmoid output), Adam lr 2e-3, "
+               f"weight decay 1e-4, {args.epochs} epochs, batch 64, seed {args.seed}; "
+               f"trained on {len(data['x_train'])} digits, test MSE {mse:.4f}; tools/make_demo_bundle.py"),
+    )
+    par = flowcore_torch.parity(bundle, enc, dec, data["x_test"])
+    npz = save_npz(out / "digits_test.npz", x=data["x_test"], y=data["y_test"])
+
+    lmap = LatentMap(bundle.path, providers="cpu")
+    traj = iterate(lmap, lmap.encode(data["x_test"]), tol=1e-6, max_steps=3000, progress=False).summary()
+
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in files)
+    print(f"trained in {t_train:.1f} s: test MSE {mse:.4f}; parity on test digits: "
+          f"encoder {par['encoder']:.1e}, decoder {par['decoder']:.1e} (relative)")
+    print(f"f = E(D(z)) from {traj['n_starts']} test latents: {traj['converged']} converged, "
+          f"median {traj['median_steps_converged']} steps (tol 1e-6, max_steps 3000)")
+    for f in files:
+        print(f"wrote {f} ({f.stat().st_size / 1024:.1f} KB)")
+    print(f"total {total / 1024:.1f} KB; bundle sha256 {bundle.sha256[:16]}…; test data {npz.name}: "
+          f"x {data['x_test'].shape} float32, y {data['y_test'].shape} int64")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
