@@ -144,7 +144,7 @@ def _progress(total: int, enabled: bool | None):
         from tqdm.auto import tqdm  # noqa: PLC0415
     except ImportError:
         return None
-    return tqdm(total=total, unit="traj", file=sys.stderr, leave=False, desc="trajectories")
+    return tqdm(total=total, unit="traj", file=sys.stderr, leave=False, desc="trajectories", delay=1.0)
 
 
 def iterate(

@@ -1,0 +1,7 @@
+"""Analyses built on trajectories and attractors (need the ``analysis`` extra only where stated).
+
+- :mod:`flowcore.analysis.metrics` — AUROC, AUPR-In/Out, FPR95 in both named conventions.
+- :mod:`flowcore.analysis.baselines` — OOD baselines: reconstruction error, latent KNN,
+  latent Mahalanobis, latent norm.
+- :mod:`flowcore.analysis.ood` — the trajectory detectors and the detector suite.
+"""

@@ -1,0 +1,521 @@
+"""OOD detection from latent trajectories (paper §4.2), with PyOD's detector conventions.
+
+``OODDetector(bundle, methods=...)`` fits several scorers on the same in-distribution data,
+sharing the expensive parts: encoding, the ID attractor bank (ID starts iterated to
+attractors, deduplicated) and one trajectory pass per dataset with streaming features.
+
+- ``decision_function(X)`` — raw score of the default method, **higher = more OOD**;
+- ``predict(X)`` — 1 = OOD, 0 = ID against ``threshold_`` (default keeps 95 % of ID);
+- ``decision_scores_`` — the fitted ID data's scores; ``features(X)`` — all trajectory features;
+- ``save(dir)`` / ``load(dir)`` — NPZ + JSON with checksums, a copy of the bundle, no pickle;
+  a detector refuses a bundle whose hash differs from the one it was fitted on.
+
+Scoring needs only the core (NumPy + ONNX Runtime + Numba): no torch, tensorflow or sklearn.
+
+Methods (``METHODS``):
+
+``trajectory``       the paper's score: mean over the trajectory (z_0 included, run to the stop)
+                     of the Euclidean distance to the nearest ID attractor.
+``features``         two-sided: Mahalanobis distance (Ledoit–Wolf) of the standardised
+                     log-features (steps, path length, ‖V(z_0)‖, distance to the ID attractors
+                     at start / mean / end, latent norm, reconstruction error) from the ID ones.
+``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
+``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
+``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.baselines`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..attractors import find_attractors
+from ..bundle import FlowBundle
+from ..errors import BadInputError, DataError, NotFittedError
+from ..io import atomic_write_json, load_npz, save_npz, sha256_file
+from ..runtime import LatentMap
+from ..trajectories import CONVERGED, iterate
+from .baselines import (
+    LatentKNN,
+    LatentMahalanobis,
+    LatentNorm,
+    ReconstructionError,
+    Scorer,
+    fit_shrunk_gaussian,
+    knn_distances,
+    mahalanobis,
+)
+
+__all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
+           "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]
+
+DEFAULT_FEATURES = ("steps", "path_length", "v0_norm", "dist_start", "dist_mean", "dist_final",
+                    "latent_norm", "recon_error")
+FORMAT = "flowcore.ood-detector"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the scorers read about N samples.
+
+    Attributes
+    ----------
+    latents : ndarray of shape (N, *latent_shape), float32 — z_0 = E(x)
+    recon_error : ndarray of shape (N,), float64, or None — mean((x − D(E(x)))²)
+    features : dict of str to ndarray of shape (N,), or None — trajectory features against the bank
+    status : ndarray of shape (N,), int8, or None — trajectory status
+    """
+
+    latents: np.ndarray
+    recon_error: np.ndarray | None = None
+    features: dict[str, np.ndarray] | None = None
+    status: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def feature_matrix(self, names: Sequence[str]) -> np.ndarray:
+        cols = []
+        for n in names:
+            if n == "recon_error":
+                cols.append(self.recon_error)
+            elif self.features is not None and n in self.features:
+                cols.append(self.features[n])
+            else:
+                raise DataError(f"feature {n!r} is not available")
+        return np.stack(cols, axis=1).astype(np.float64)
+
+
+class TrajectoryScore(Scorer):
+    """The paper's trajectory score: ``dist_mean`` against the ID attractor bank."""
+
+    name = "trajectory"
+    needs = frozenset({"trajectory"})
+
+    def score(self, ev) -> np.ndarray:
+        return np.asarray(ev.features["dist_mean"], np.float64)
+
+    def describe(self) -> str:
+        return "trajectory score (paper): mean distance to the nearest ID attractor"
+
+
+class FeatureScore(Scorer):
+    """Two-sided density score on standardised log trajectory features.
+
+    Parameters
+    ----------
+    features : sequence of str — feature names (see ``DEFAULT_FEATURES``)
+    method : {"mahalanobis", "knn"} — Ledoit–Wolf Mahalanobis (default) or mean k-NN distance
+    k : int — neighbours for ``knn``
+    """
+
+    needs = frozenset({"trajectory", "recon", "latents"})
+
+    def __init__(self, features: Sequence[str] = DEFAULT_FEATURES, method: str = "mahalanobis", k: int = 10):
+        if method not in ("mahalanobis", "knn"):
+            raise DataError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
+        self.features, self.method, self.k = tuple(features), method, int(k)
+        self.mean_ = self.scale_ = self.location_ = self.precision_ = self.bank_ = None
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "features" if self.method == "mahalanobis" else "features_knn"
+
+    def _transform(self, ev) -> np.ndarray:
+        f = ev.feature_matrix(self.features)
+        f = np.log1p(np.maximum(np.nan_to_num(f, nan=0.0, posinf=1e300), 0.0))
+        return (f - self.mean_) / self.scale_
+
+    def fit(self, ev) -> "FeatureScore":
+        raw = np.log1p(np.maximum(np.nan_to_num(ev.feature_matrix(self.features), nan=0.0, posinf=1e300), 0.0))
+        self.mean_ = raw.mean(0)
+        sd = raw.std(0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        f = (raw - self.mean_) / self.scale_
+        if self.method == "mahalanobis":
+            self.location_, self.precision_, _ = fit_shrunk_gaussian(f)
+        else:
+            self.bank_ = f
+        return self
+
+    def fit_scores(self, ev) -> np.ndarray:
+        if self.method == "knn":
+            return knn_distances(self.bank_, self.bank_, self.k, exclude_self=True).mean(1)
+        return self.score(ev)
+
+    def score(self, ev) -> np.ndarray:
+        f = self._transform(ev)
+        if self.method == "mahalanobis":
+            return mahalanobis(f, self.location_, self.precision_)
+        return knn_distances(self.bank_, f, self.k).mean(1)
+
+    def params(self):
+        return {"features": list(self.features), "method": self.method, "k": self.k}
+
+    def state(self):
+        arrays = {"mean": self.mean_, "scale": self.scale_}
+        if self.method == "mahalanobis":
+            arrays.update(location=self.location_, precision=self.precision_)
+        else:
+            arrays["bank"] = self.bank_
+        return self.params(), arrays
+
+    @classmethod
+    def from_state(cls, params, arrays):
+        obj = cls(**params)
+        obj.mean_, obj.scale_ = arrays["mean"], arrays["scale"]
+        obj.location_, obj.precision_, obj.bank_ = arrays.get("location"), arrays.get("precision"), arrays.get("bank")
+        return obj
+
+    def describe(self) -> str:
+        how = "Mahalanobis (Ledoit-Wolf)" if self.method == "mahalanobis" else f"mean {self.k}-NN distance"
+        return f"trajectory-feature detector: {how} on {len(self.features)} standardised log-features"
+
+
+_FACTORIES = {
+    "trajectory": lambda: TrajectoryScore(),
+    "features": lambda: FeatureScore(method="mahalanobis"),
+    "features_knn": lambda: FeatureScore(method="knn"),
+    "recon_error": lambda: ReconstructionError(),
+    "latent_norm": lambda: LatentNorm(),
+    "latent_mahalanobis": lambda: LatentMahalanobis(),
+    "knn_kth50": lambda: LatentKNN(50, "kth"),
+    "knn_mean50": lambda: LatentKNN(50, "mean"),
+    "knn_kth50_norm": lambda: LatentKNN(50, "kth", normalize=True),
+}
+METHODS = tuple(_FACTORIES)
+_CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
+                                     LatentMahalanobis, LatentKNN)}
+
+
+def make_scorer(name: str) -> Scorer:
+    """A fresh scorer by method name (see ``METHODS``)."""
+    if name not in _FACTORIES:
+        raise BadInputError(f"unknown OOD method {name!r}; choose from {', '.join(METHODS)}")
+    return _FACTORIES[name]()
+
+
+class OODDetector:
+    """Several OOD scorers over one bundle, fitted on the same ID data.
+
+    Parameters
+    ----------
+    bundle : FlowBundle or path-like
+    methods : sequence of str, default ``METHODS``
+    default : str, default "features"
+        Method used by ``decision_function``/``predict`` when none is named.
+    contamination : float, default 0.05
+        ``threshold_`` keeps 1 − contamination of the ID fit scores (PyOD convention).
+    bank_source : {"id", "noise"}, default "id"
+        Attractor bank from ID starts (paper) or from latent N(0, I) starts (reviewers' question).
+    n_noise : int, optional
+        Noise starts for ``bank_source="noise"`` (default: as many as ID samples).
+    bank : {"attractors", "endpoints"}, default "attractors"
+        Deduplicated attractors (representatives) or all converged endpoints.
+    merge_threshold : float, default 1e-3
+        Euclidean dedup tolerance relative to the RMS norm of the endpoints (distances are
+        Euclidean, so the bank is deduplicated finer than the cosine rule would).
+    tol, max_steps, batch_size : trajectory settings (defaults 1e-6, 3000, 4096)
+    providers, intra_op_num_threads : ONNX Runtime settings
+    seed : int — for noise starts
+    """
+
+    def __init__(self, bundle, *, methods: Sequence[str] = METHODS, default: str = "features",
+                 contamination: float = 0.05, bank_source: str = "id", n_noise: int | None = None,
+                 bank: str = "attractors", merge_threshold: float = 1e-3, tol: float = 1e-6,
+                 max_steps: int = 3000, batch_size: int = 4096, providers: str | Sequence[str] = "auto",
+                 intra_op_num_threads: int | None = None, seed: int = 0, progress: bool | None = False):
+        self.bundle = bundle
+        self.methods = tuple(methods)
+        self.default = default
+        self.contamination = contamination
+        self.bank_source = bank_source
+        self.n_noise = n_noise
+        self.bank = bank
+        self.merge_threshold = merge_threshold
+        self.tol = tol
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.providers = providers
+        self.intra_op_num_threads = intra_op_num_threads
+        self.seed = seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ helpers
+    def _check_params(self) -> None:
+        for m in self.methods:
+            make_scorer(m)
+        if not self.methods:
+            raise BadInputError("no OOD methods given")
+        if self.default not in self.methods:
+            raise BadInputError(f"default method {self.default!r} is not among the methods {list(self.methods)}")
+        if not 0 < self.contamination < 1:
+            raise BadInputError(f"contamination must be in (0, 1), got {self.contamination}")
+        if self.bank_source not in ("id", "noise"):
+            raise BadInputError(f"bank_source must be 'id' or 'noise', got {self.bank_source!r}")
+        if self.bank not in ("attractors", "endpoints"):
+            raise BadInputError(f"bank must be 'attractors' or 'endpoints', got {self.bank!r}")
+
+    def _lmap(self) -> LatentMap:
+        lmap = getattr(self, "_lmap_cache", None)
+        if lmap is None:
+            lmap = LatentMap(self.bundle, providers=self.providers, intra_op_num_threads=self.intra_op_num_threads)
+            self._lmap_cache = lmap
+        return lmap
+
+    def _needs(self) -> set[str]:
+        return set().union(*(s.needs for s in self.scorers_.values()))
+
+    def _iterate(self, z0, reference=None):
+        return iterate(self._lmap(), z0, tol=self.tol, max_steps=self.max_steps, batch_size=self.batch_size,
+                       reference=reference, progress=self.progress)
+
+    def evidence(self, X: Any) -> Evidence:
+        """Encode ``X`` (N, *input_shape) and compute what the fitted methods need."""
+        self._check_fitted()
+        return self._evidence(X, self._needs())
+
+    def _evidence(self, X: Any, needs: set[str]) -> Evidence:
+        lmap = self._lmap()
+        x = lmap.check_inputs(X, "data")
+        if not np.all(np.isfinite(x)):
+            raise DataError("data contain NaN or Inf")
+        z = lmap.encode(x, batch_size=self.batch_size)
+        recon = None
+        if "recon" in needs or "trajectory" in needs:
+            xr = lmap.decode(z, batch_size=self.batch_size)
+            recon = ((x - xr).reshape(len(x), -1).astype(np.float64) ** 2).mean(1)
+        feats = status = None
+        if "trajectory" in needs:
+            tr = self._iterate(z, reference=self.bank_)
+            feats, status = tr.features, tr.status
+        return Evidence(latents=z, recon_error=recon, features=feats, status=status)
+
+    def _fit_bank(self, z_id: np.ndarray) -> None:
+        lmap = self._lmap()
+        if self.bank_source == "noise":
+            n = self.n_noise or len(z_id)
+            z0 = np.random.default_rng(self.seed).standard_normal((n, *lmap.latent_shape)).astype(np.float32)
+        else:
+            z0 = z_id
+        tr = self._iterate(z0)
+        ok = tr.status == CONVERGED
+        if not ok.any():
+            raise DataError(f"no {self.bank_source} start converged (tol {self.tol:g}, max_steps {self.max_steps}); "
+                            "raise max_steps or tol")
+        if self.bank == "endpoints":
+            bank = tr.flat_final[ok]
+            n_att = None
+        else:
+            att = find_attractors(tr, metric="euclidean", threshold=self.merge_threshold, relative=True)
+            bank = att.representatives.reshape(att.n_attractors, -1)
+            n_att = att.n_attractors
+        self.bank_ = np.ascontiguousarray(bank, np.float32)
+        self.bank_info_ = {"source": self.bank_source, "kind": self.bank, "size": int(len(bank)),
+                           "n_attractors": n_att, "starts": int(len(z0)), **tr.counts(),
+                           "median_steps": float(np.median(tr.steps[ok]))}
+
+    # ---------------------------------------------------------------------- API
+    def fit(self, X: Any, y: Any = None) -> "OODDetector":
+        """Fit every method on ID samples ``X`` of shape (N, *input_shape); returns self."""
+        self._check_params()
+        lmap = self._lmap()
+        self.bundle_sha256_ = lmap.bundle.sha256
+        needs = set().union(*(make_scorer(m).needs for m in self.methods))
+        x = lmap.check_inputs(X, "ID data")
+        if "trajectory" in needs:
+            self._fit_bank(lmap.encode(x, batch_size=self.batch_size))
+        else:
+            self.bank_, self.bank_info_ = None, None
+        ev = self._evidence(x, needs)
+        self.scorers_: dict[str, Scorer] = {}
+        self.fit_scores_: dict[str, np.ndarray] = {}
+        self.thresholds_: dict[str, float] = {}
+        for m in self.methods:
+            scorer = make_scorer(m).fit(ev)
+            s = scorer.fit_scores(ev)
+            self.scorers_[m] = scorer
+            self.fit_scores_[m] = s
+            self.thresholds_[m] = float(np.quantile(s, 1.0 - self.contamination))
+        self.n_fit_ = len(x)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "scorers_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit(X_id) first")
+
+    def _method(self, method: str | None) -> str:
+        m = method or self.default
+        if m not in self.scorers_:
+            raise BadInputError(f"method {m!r} was not fitted; fitted: {', '.join(self.scorers_)}")
+        return m
+
+    @property
+    def threshold_(self) -> float:
+        """Threshold of the default method: scores above it are predicted OOD."""
+        self._check_fitted()
+        return self.thresholds_[self.default]
+
+    @property
+    def decision_scores_(self) -> np.ndarray:
+        """ndarray of shape (n_fit,), float64: the default method's scores on the ID fit data."""
+        self._check_fitted()
+        return self.fit_scores_[self.default]
+
+    def decision_function(self, X: Any, *, method: str | None = None) -> np.ndarray:
+        """OOD score per sample, ndarray of shape (N,), float64: higher = more OOD."""
+        self._check_fitted()
+        m = self._method(method)
+        return self.scorers_[m].score(self._evidence(X, set(self.scorers_[m].needs)))
+
+    def score_all(self, X: Any) -> dict[str, np.ndarray]:
+        """Every fitted method's scores on ``X``, sharing one encoding and one trajectory pass."""
+        ev = self.evidence(X)
+        return {m: self.scorers_[m].score(ev) for m in self.methods}
+
+    def predict(self, X: Any, *, method: str | None = None) -> np.ndarray:
+        """1 = OOD, 0 = ID: ndarray of shape (N,), int64 (score > threshold)."""
+        self._check_fitted()
+        m = self._method(method)
+        return (self.decision_function(X, method=m) > self.thresholds_[m]).astype(np.int64)
+
+    def features(self, X: Any) -> dict[str, np.ndarray]:
+        """All trajectory features of ``X`` against the ID bank, plus ``recon_error``: dict of (N,) arrays."""
+        self._check_fitted()
+        if self.bank_ is None:
+            raise BadInputError("this detector has no attractor bank (no trajectory-based method was fitted)")
+        ev = self._evidence(X, {"trajectory", "recon"})
+        return {**ev.features, "recon_error": ev.recon_error}
+
+    # ------------------------------------------------------------------ persist
+    def params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("methods", "default", "contamination", "bank_source", "n_noise", "bank",
+                                              "merge_threshold", "tol", "max_steps", "batch_size", "seed")}
+
+    def save(self, path: str | os.PathLike, *, copy_bundle: bool = True) -> Path:
+        """Write the detector folder: ``detector.json``, ``arrays.npz``, ``bundle/``, ``checksums.json``.
+
+        The folder is assembled beside ``path`` and moved into place; an existing detector
+        folder is replaced, any other existing path is refused.
+        """
+        import tempfile  # noqa: PLC0415
+
+        from ..bundle import replace_folder  # noqa: PLC0415
+
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not (path / "detector.json").is_file() and (not path.is_dir() or any(path.iterdir())):
+            raise BadInputError(f"{path} exists and is not a flowcore detector folder; choose another --out")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            arrays: dict[str, np.ndarray] = {}
+            methods = {}
+            for m, scorer in self.scorers_.items():
+                params, arr = scorer.state()
+                methods[m] = {"class": type(scorer).__name__, "params": params, "threshold": self.thresholds_[m],
+                              "description": scorer.describe()}
+                arrays.update({f"{m}/{k}": v for k, v in arr.items()})
+                arrays[f"{m}/fit_scores"] = self.fit_scores_[m]
+            if self.bank_ is not None:
+                arrays["bank"] = self.bank_
+            save_npz(tmp / "arrays.npz", **arrays)
+            bundle_dir = None
+            if copy_bundle:
+                src = self._lmap().bundle.path
+                shutil.copytree(src, tmp / "bundle")
+                bundle_dir = "bundle"
+            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "params": self.params(), "methods": methods,
+                    "bundle_sha256": self.bundle_sha256_, "bundle_dir": bundle_dir,
+                    "bundle_path": str(Path(self._lmap().bundle.path).resolve()), "bank": self.bank_info_,
+                    "n_fit": self.n_fit_, "score_direction": "higher = more OOD"}
+            atomic_write_json(tmp / "detector.json", meta)
+            files = ["detector.json", "arrays.npz"] + ([f"bundle/{p.name}" for p in sorted((tmp / "bundle").iterdir())]
+                                                       if copy_bundle else [])
+            atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
+            replace_folder(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, bundle=None, providers: str | Sequence[str] = "auto",
+             intra_op_num_threads: int | None = None) -> "OODDetector":
+        """Load a detector folder, verifying checksums and the bundle hash (no code executed)."""
+        path = Path(path)
+        if not (path / "detector.json").is_file():
+            raise BadInputError(f"{path} is not a flowcore detector folder (no detector.json)")
+        try:
+            sums = json.loads((path / "checksums.json").read_text())
+        except (OSError, ValueError):
+            raise BadInputError(f"{path}/checksums.json is missing or unreadable; the detector folder is incomplete") from None
+        for name, digest in sums.items():
+            f = path / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BadInputError(f"{path}/checksums.json names a file outside the folder: {name}")
+            if not f.is_file() or sha256_file(f) != digest:
+                raise BadInputError(f"{f} does not match its checksum; the detector folder was modified")
+        for required in ("detector.json", "arrays.npz"):
+            if required not in sums:
+                raise BadInputError(f"{path}/checksums.json does not cover {required}")
+        meta = json.loads((path / "detector.json").read_text())
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise BadInputError(f"{path}/detector.json is not a version-{FORMAT_VERSION} flowcore detector")
+        if bundle is None:
+            if meta.get("bundle_dir"):
+                bundle = path / meta["bundle_dir"]
+            else:
+                bundle = meta["bundle_path"]
+        fb = bundle if isinstance(bundle, FlowBundle) else FlowBundle.load(bundle)
+        if fb.sha256 != meta["bundle_sha256"]:
+            raise BadInputError(f"bundle {fb.path} (sha256 {fb.sha256[:12]}…) is not the one this detector was fitted on "
+                                f"({meta['bundle_sha256'][:12]}…)")
+        p = meta["params"]
+        obj = cls.__new__(cls)
+        OODDetector.__init__(obj, fb, providers=providers, intra_op_num_threads=intra_op_num_threads,
+                             **{k: (tuple(v) if k == "methods" else v) for k, v in p.items()})
+        arrays = load_npz(path / "arrays.npz")
+        obj.bank_ = arrays.get("bank")
+        obj.bank_info_ = meta.get("bank")
+        obj.bundle_sha256_ = meta["bundle_sha256"]
+        obj.n_fit_ = meta["n_fit"]
+        obj.scorers_, obj.fit_scores_, obj.thresholds_ = {}, {}, {}
+        for m, info in meta["methods"].items():
+            klass = _CLASSES.get(info["class"])
+            if klass is None:
+                raise BadInputError(f"{path}: unknown scorer class {info['class']!r}")
+            own = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(m + "/")}
+            obj.scorers_[m] = klass.from_state(info["params"], own)
+            obj.fit_scores_[m] = own["fit_scores"]
+            obj.thresholds_[m] = float(info["threshold"])
+        return obj
+
+
+class TrajectoryDetector(OODDetector):
+    """The paper's detector alone: ``decision_function`` = mean distance to the nearest ID attractor.
+
+    Same parameters as :class:`OODDetector` (``methods`` fixed to ``("trajectory",)``).
+    """
+
+    def __init__(self, bundle, **kwargs):
+        kwargs.setdefault("methods", ("trajectory",))
+        kwargs.setdefault("default", "trajectory")
+        super().__init__(bundle, **kwargs)
+
+
+class FeatureDetector(OODDetector):
+    """The two-sided trajectory-feature detector alone (``method="mahalanobis"`` or ``"knn"``)."""
+
+    def __init__(self, bundle, *, method: str = "mahalanobis", **kwargs):
+        name = "features" if method == "mahalanobis" else "features_knn"
+        kwargs.setdefault("methods", (name,))
+        kwargs.setdefault("default", name)
+        super().__init__(bundle, **kwargs)
