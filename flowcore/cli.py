@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test inputs for --bundle")
     _common(p)
 
+    from .cli_ood import add_parsers  # noqa: PLC0415
+
+    add_parsers(sub, _common)
+
     p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts")
     p.add_argument("--json", action="store_true")
     return parser
@@ -280,7 +284,13 @@ def _cmd_doctor(args, out) -> int:
     return EXIT_OK if report.get("ok") else EXIT_RUNTIME
 
 
-_COMMANDS = {"info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
+def _cmd_ood(args, out) -> int:
+    from .cli_ood import run  # noqa: PLC0415
+
+    return run(args, out, _emit)
+
+
+_COMMANDS = {"ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
              "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 
