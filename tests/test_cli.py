@@ -124,3 +124,20 @@ def test_demo(tmp_path, capsys):
         assert t["converged"] + t["max_steps"] + t["diverged"] == t["n_starts"]
         assert part["attractors"]["cosine>0.99"]["n_attractors"] >= 1
     assert json.loads((tmp_path / "demo" / "demo_summary.json").read_text())["seed"] == 0
+
+
+def test_attractors_starts_then_stability(bundle, tmp_path, capsys):
+    out = tmp_path / "att"
+    code, text, err = run(["attractors", str(bundle.path), "--starts", "noise:300", "--metric", "euclidean",
+                           "--threshold", "0.01", "--out", str(out)], capsys)
+    assert code == 0, err
+    code, text, err = run(["stability", str(out), "--json"], capsys)
+    assert code == 0, err
+    rep = json.loads(text)
+    assert rep["n_points"] == 2 and rep["label"] == ["stable", "stable"]
+    np.testing.assert_allclose(rep["spectral_radius"], [0.5, 0.5], atol=1e-3)
+    for row in rep["rate_check"]:
+        assert abs(row["predicted_median_steps"] - row["measured_median_steps"]) <= 2
+    assert (out / "stability.npz").is_file()
+    _one_line_error(*run(["stability", str(tmp_path / "nothing")], capsys))
+    _one_line_error(*run(["attractors", str(bundle.path), "--starts", "noise:abc"], capsys))
