@@ -99,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test inputs for --bundle")
     _common(p)
 
+    from .cli_export import add_parser as add_export  # noqa: PLC0415
     from .cli_ood import add_parsers  # noqa: PLC0415
 
     add_parsers(sub, _common)
+    add_export(sub, _common)
 
     p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts")
     p.add_argument("--json", action="store_true")
@@ -284,13 +286,19 @@ def _cmd_doctor(args, out) -> int:
     return EXIT_OK if report.get("ok") else EXIT_RUNTIME
 
 
+def _cmd_export(args, out) -> int:
+    from .cli_export import run  # noqa: PLC0415
+
+    return run(args, out, _emit)
+
+
 def _cmd_ood(args, out) -> int:
     from .cli_ood import run  # noqa: PLC0415
 
     return run(args, out, _emit)
 
 
-_COMMANDS = {"ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
+_COMMANDS = {"export": _cmd_export, "ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
              "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 

@@ -17,7 +17,7 @@ BLOCK = textwrap.dedent(
     class _Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in {"torch", "tensorflow", "keras", "sklearn", "flowcore_torch"}:
-                raise ImportError(f"{name} is blocked in this test")
+                raise ImportError(f"{name} is blocked in this test", name=name)
     sys.meta_path.insert(0, _Block())
     """
 )

@@ -11,8 +11,9 @@ onnx and does nothing else.
 """
 
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
+from ._load import SUFFIXES, load_model
 from ._parity import parity, relative_error
 
 __version__ = "0.1.0"
 
-__all__ = ["export", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
+__all__ = ["export", "load_model", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]

@@ -16,7 +16,7 @@ from torch import nn
 from flowcore.bundle import FlowBundle, check_target, replace_folder
 from flowcore.errors import BundleError, ExportError
 
-from ._graph import SelectOutput, export_graph, select_output
+from ._graph import SelectOutput, _is_script, export_graph, one_line, select_output
 from ._parity import _device, eval_mode, parity
 
 __all__ = ["export", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
@@ -36,6 +36,14 @@ def _as_tensor(a: Any, what: str) -> torch.Tensor:
     if t.ndim < 2 or t.shape[0] < 1 or 0 in t.shape:
         raise ExportError(f"{what} has shape {tuple(t.shape)}; expected (batch >= 1, *input_shape) with no empty axis")
     return t.detach()
+
+
+def _call(module: nn.Module, arg: torch.Tensor, what: str, on: str):
+    """Run ``module(arg)``; any failure becomes a one-line ExportError (the cause is kept)."""
+    try:
+        return module(arg)
+    except Exception as exc:
+        raise ExportError(f"the {what} fails on {on} of shape {tuple(arg.shape)}: {one_line(exc)}") from exc
 
 
 def _fail_parity(res: dict[str, Any], which: str, rtol: float) -> None:
@@ -143,7 +151,7 @@ def export(
 
     with eval_mode(encoder, decoder), torch.no_grad():
         x = x.to(_device(encoder))
-        out = encoder(x)
+        out = _call(encoder, x, "encoder", "the example inputs")
         key = select_output(out, encoder_output)
         enc = encoder if key is None else SelectOutput(encoder, key)
         z = out if key is None else out[key]
@@ -153,7 +161,7 @@ def export(
                 f"{x.shape[0]}; expected (batch, *latent_shape) float32"
             )
         z = z.to(_device(decoder))
-        x_hat = decoder(z)
+        x_hat = _call(decoder, z, "decoder", "the encoder's latents")
         if not isinstance(x_hat, torch.Tensor):
             raise ExportError(f"the decoder returns {type(x_hat).__name__}; expected a tensor")
         if tuple(x_hat.shape) != tuple(x.shape) or x_hat.dtype != torch.float32:
@@ -164,7 +172,10 @@ def export(
         enc_proto = export_graph(enc, x, input_name=INPUT_NAME, output_name=LATENT_NAME, opset=opset, what="encoder")
         dec_proto = export_graph(decoder, z, input_name=LATENT_NAME, output_name=OUTPUT_NAME, opset=opset, what="decoder")
 
-    source = {"framework": "torch", "version": torch.__version__, "exporter": EXPORTER, "opset": int(opset)}
+    exporter = EXPORTER
+    if _is_script(encoder) or _is_script(decoder):
+        exporter = "torch.onnx.export(dynamo=False) for TorchScript modules, dynamo=True otherwise"
+    source = {"framework": "torch", "version": torch.__version__, "exporter": exporter, "opset": int(opset)}
     if key is not None:
         source["encoder_output"] = key
     path.parent.mkdir(parents=True, exist_ok=True)

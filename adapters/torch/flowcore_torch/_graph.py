@@ -206,6 +206,8 @@ def export_graph(
     ExportError
         One line; the exporter's exception is kept as ``__cause__``.
     """
+    if _is_script(module):
+        return _export_script(module, example, input_name=input_name, output_name=output_name, opset=opset, what=what)
     batch = torch.export.Dim("batch")
     # On failure the exporter prints graph dumps to stderr besides raising; keep them out of a
     # one-line error (the full text stays in __cause__), and pass them through on success.
@@ -235,6 +237,28 @@ def export_graph(
             f"the {what} was exported with opset {got}, not the requested {opset}; pick opset >= 18 "
             "(the torch exporter's native range)"
         )
+    _fix_names(model, input_name, output_name, what)
+    model.graph.name = what
+    return model
+
+
+def _is_script(module) -> bool:
+    inner = module.module if isinstance(module, SelectOutput) else module
+    return isinstance(inner, torch.jit.ScriptModule)
+
+
+def _export_script(module, example, *, input_name: str, output_name: str, opset: int, what: str) -> onnx.ModelProto:
+    """TorchScript modules: the dynamo exporter refuses them, the TorchScript-based one takes them."""
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=opset, input_names=[input_name],
+                              output_names=[output_name],
+                              dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
+        model = onnx.load_from_string(buf.getvalue())
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export(dynamo=False) failed for the TorchScript {what}: {one_line(exc)}") from exc
     _fix_names(model, input_name, output_name, what)
     model.graph.name = what
     return model

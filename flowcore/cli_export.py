@@ -1,0 +1,120 @@
+"""``flowcore export`` — saved framework models in, a FlowBundle out.
+
+The core never imports a framework: this command imports the adapter for the model's framework
+(``flowcore_torch`` or ``flowcore_tensorflow``) only when asked, and a missing adapter is one
+line naming the package to install. Loading never unpickles: ``torch.export.load`` /
+``torch.jit.load`` for PyTorch, Keras ``load_model(safe_mode=True)`` and ``tf.saved_model.load``
+for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BackendError, BadInputError
+
+__all__ = ["add_parser", "run", "ADAPTERS", "framework_of"]
+
+ADAPTERS = {
+    "torch": ("flowcore_torch", "flowcore-torch", "adapters/torch"),
+    "tensorflow": ("flowcore_tensorflow", "flowcore-tensorflow", "adapters/tensorflow"),
+}
+_TORCH_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
+_TF_SUFFIXES = {".keras", ".h5"}
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("export", help="convert saved PyTorch / Keras / TensorFlow models to a FlowBundle")
+    src = p.add_argument_group("model (either --encoder and --decoder, or --autoencoder with part names)")
+    src.add_argument("--encoder", help="encoder file: .pt2, .pt (TorchScript), .keras, or a SavedModel folder")
+    src.add_argument("--decoder", help="decoder file (same kinds)")
+    src.add_argument("--autoencoder", help="one saved autoencoder holding both halves")
+    src.add_argument("--encoder-part", default="encoder", help="attribute/layer name of the encoder (default encoder)")
+    src.add_argument("--decoder-part", default="decoder", help="attribute/layer name of the decoder (default decoder)")
+    p.add_argument("--example", help="example inputs, file.npy/.npz[:KEY] of shape (N, *input_shape) (float32)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--framework", default="auto", choices=["auto", "torch", "tensorflow"])
+    p.add_argument("--encoder-output", default=None, help="index or key of the encoder output to use (VAE mean by default)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (adapter default when omitted)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="parity tolerance against the framework (default 1e-4)")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    common(p)
+
+
+def framework_of(path: str | Path) -> str:
+    """``torch`` or ``tensorflow`` from a model path's suffix (a folder = a TensorFlow SavedModel)."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "saved_model.pb").is_file():
+            return "tensorflow"
+        raise BadInputError(f"{p} is a folder without saved_model.pb; not a TensorFlow SavedModel")
+    if not p.exists():
+        raise BadInputError(f"no such model file: {p}")
+    suffix = p.suffix.lower()
+    if suffix in _TORCH_SUFFIXES:
+        return "torch"
+    if suffix in _TF_SUFFIXES:
+        return "tensorflow"
+    raise BadInputError(f"{p}: cannot tell the framework from {suffix or 'no suffix'!r}; expected .pt2/.pt "
+                        "(PyTorch), .keras (Keras) or a SavedModel folder, or pass --framework")
+
+
+def _adapter(framework: str):
+    module, dist, folder = ADAPTERS[framework]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+        raise BackendError(f"exporting {framework} models needs the {dist} adapter ({missing} cannot be imported): "
+                           f"pip install {dist}  (from this repository: pip install -e {folder})") from None
+
+
+def _key(value: str | None) -> Any:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def run(args, out, emit) -> int:
+    from .io import load_array  # noqa: PLC0415
+
+    if args.autoencoder:
+        if args.encoder or args.decoder:
+            raise BadInputError("give either --autoencoder or --encoder/--decoder, not both")
+        paths = {"encoder": (args.autoencoder, args.encoder_part), "decoder": (args.autoencoder, args.decoder_part)}
+    elif args.encoder and args.decoder:
+        paths = {"encoder": (args.encoder, None), "decoder": (args.decoder, None)}
+    else:
+        raise BadInputError("give --encoder and --decoder, or --autoencoder")
+    frameworks = {framework_of(p) if args.framework == "auto" else args.framework for p, _ in paths.values()}
+    if len(frameworks) != 1:
+        raise BadInputError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
+    framework = frameworks.pop()
+    adapter = _adapter(framework)
+    enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
+    dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
+    if args.example:
+        example = load_array(args.example)
+        if example.dtype != np.float32:
+            example = example.astype(np.float32)
+    else:
+        example_for = getattr(adapter, "example_input", None)
+        if example_for is None:
+            raise BadInputError(f"{framework} models carry no input shape: pass --example data.npz with real inputs")
+        example = example_for(enc)
+    kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check,
+                                  rtol=args.rtol, overwrite=args.force)
+    if args.opset is not None:
+        kwargs["opset"] = args.opset
+    bundle = adapter.export(enc, dec, example, args.out, **kwargs)
+    info = bundle.summary()
+    emit(out, info, args.json,
+         f"exported {framework} model to {args.out}: input {tuple(info['input_shape'])}, latent "
+         f"{tuple(info['latent_shape'])}, opset {info['encoder'].get('opset')}; parity "
+         f"{'checked' if not args.no_check else 'NOT checked'} (rtol {args.rtol:g})")
+    return 0
