@@ -104,3 +104,19 @@ def test_missing_adapter_names_package(saved, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith("error: ") and "flowcore-torch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_batch_conversion_tool(saved, tmp_path):
+    import json
+    from pathlib import Path
+
+    jobs = [{"autoencoder": str(saved / "ae.pt2"), "example": str(saved / "x.npz"), "out": "b1"},
+            {"encoder": str(saved / "enc.pt2"), "decoder": str(saved / "ae.pt2"), "example": str(saved / "x.npz"),
+             "out": "b2"}]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    tool = Path(__file__).resolve().parents[1] / "tools" / "export_many.py"
+    proc = subprocess.run([sys.executable, str(tool), str(tmp_path / "jobs.json")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "[0] ok" in proc.stdout and "[1] exit 3" in proc.stdout
+    assert FlowBundle.load(tmp_path / "b1").latent_shape == (8,) and not (tmp_path / "b2").exists()
