@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test bench clean
 
-$(STAMP): pyproject.toml adapters/torch/pyproject.toml constraints.txt
+$(STAMP): pyproject.toml adapters/torch/pyproject.toml adapters/tensorflow/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[cpu,analysis,dev]' -e adapters/torch
+		-e '.[cpu,analysis,dev]' -e adapters/torch -e adapters/tensorflow
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -111,16 +111,26 @@ def _with_external_data(model: onnx.ModelProto, folder: Path | None) -> onnx.Mod
     return m
 
 
-def _append_step_outputs(graph: onnx.GraphProto, z_in: str, z_out: str, rank: int) -> None:
-    """Add Identity → z_next, and ReduceSumSquare rows of (z_out − z_in) and z_out."""
-    axes = helper.make_tensor("fc_axes", TensorProto.INT64, [rank - 1], list(range(1, rank)))
-    graph.initializer.append(axes)
+def _append_step_outputs(graph: onnx.GraphProto, z_in: str, z_out: str, rank: int, opset: int) -> None:
+    """Add Identity → z_next, and ReduceSumSquare rows of (z_out − z_in) and z_out.
+
+    ReduceSumSquare takes its axes as an input from opset 18 on, as an attribute before.
+    """
+    axes = list(range(1, rank))
+
+    def reduce(src: str, dst: str, name: str) -> onnx.NodeProto:
+        if opset >= 18:
+            return helper.make_node("ReduceSumSquare", [src, "fc_axes"], [dst], keepdims=0, name=name)
+        return helper.make_node("ReduceSumSquare", [src], [dst], axes=axes, keepdims=0, name=name)
+
+    if opset >= 18:
+        graph.initializer.append(helper.make_tensor("fc_axes", TensorProto.INT64, [rank - 1], axes))
     graph.node.extend(
         [
             helper.make_node("Identity", [z_out], [FUSED_OUTPUTS[0]], name="fc_out"),
             helper.make_node("Sub", [z_out, z_in], ["fc_diff"], name="fc_sub"),
-            helper.make_node("ReduceSumSquare", ["fc_diff", "fc_axes"], [FUSED_OUTPUTS[1]], keepdims=0, name="fc_step"),
-            helper.make_node("ReduceSumSquare", [z_out, "fc_axes"], [FUSED_OUTPUTS[2]], keepdims=0, name="fc_norm"),
+            reduce("fc_diff", FUSED_OUTPUTS[1], "fc_step"),
+            reduce(z_out, FUSED_OUTPUTS[2], "fc_norm"),
         ]
     )
     del graph.output[:]
@@ -169,7 +179,8 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
     )
     graph = merged.graph
     _rename_input(graph, "dec_" + bundle.decoder_input, FUSED_INPUT)
-    _append_step_outputs(graph, FUSED_INPUT, "enc_" + bundle.encoder_output, 1 + len(bundle.latent_shape))
+    _append_step_outputs(graph, FUSED_INPUT, "enc_" + bundle.encoder_output, 1 + len(bundle.latent_shape),
+                         _default_opset(merged))
     graph.name = "flowcore_latent_map"
     try:
         onnx.checker.check_model(merged)
@@ -196,7 +207,7 @@ def _graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: s
     if vin.name != FUSED_INPUT:
         _rename_input(graph, vin.name, FUSED_INPUT)
     out_name = vout.name
-    _append_step_outputs(graph, FUSED_INPUT, out_name, 1 + len(sin))
+    _append_step_outputs(graph, FUSED_INPUT, out_name, 1 + len(sin), _default_opset(model))
     return model, sin
 
 

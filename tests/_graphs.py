@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 18
 
 
-def affine_graph(W: np.ndarray, b: np.ndarray, *, name: str, inp: str, out: str, act: str | None = None) -> onnx.ModelProto:
+def affine_graph(W: np.ndarray, b: np.ndarray, *, name: str, inp: str, out: str, act: str | None = None,
+                 opset: int = OPSET, ir_version: int = 10) -> onnx.ModelProto:
     """y = act(x @ W + b): (N, m) -> (N, n)."""
     W = np.asarray(W, np.float32)
     b = np.asarray(b, np.float32)
@@ -26,8 +27,8 @@ def affine_graph(W: np.ndarray, b: np.ndarray, *, name: str, inp: str, out: str,
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", W.shape[1]])],
         initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 10
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
     onnx.checker.check_model(model)
     return model
 

@@ -91,3 +91,20 @@ def test_fuse_checker_ok(lin_bundle):
     model = fuse(lin_bundle[0])
     assert [o.name for o in model.graph.output] == ["z_next", "step_sq", "norm_sq"]
     assert [i.name for i in model.graph.input] == ["z"]
+
+
+@pytest.mark.parametrize("opsets", [(13, 13), (15, 18), (17, 17)])
+def test_older_and_mixed_opsets_fuse(tmp_path, opsets):
+    """tf2onnx writes IR 8 / opset ≤ 18, torch IR 10 / opset 18+: fusing normalises both."""
+    from _graphs import affine_graph
+
+    A = np.array([[0.5, 0.1], [0.0, 0.4]], np.float32)
+    enc = affine_graph(A, np.ones(2), name="e", inp="x", out="z", opset=opsets[0], ir_version=8)
+    dec = affine_graph(np.eye(2), np.zeros(2), name="d", inp="z", out="x_hat", opset=opsets[1], ir_version=10)
+    lmap = LatentMap(FlowBundle.write(tmp_path / "b", enc, dec), providers="cpu")
+    z = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
+    z_next, step_sq, norm_sq = lmap.step(z)
+    np.testing.assert_allclose(z_next, z @ A + 1, rtol=1e-6)
+    np.testing.assert_allclose(step_sq, ((z @ A + 1 - z) ** 2).sum(1), rtol=1e-5)
+    lg = LatentMap.from_graph(enc, providers="cpu")
+    np.testing.assert_allclose(lg.step(z)[1], step_sq, rtol=1e-5)

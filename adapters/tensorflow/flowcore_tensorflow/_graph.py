@@ -1,0 +1,298 @@
+"""One TensorFlow/Keras callable -> one ONNX graph with a dynamic batch axis and fixed I/O names."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import warnings
+from typing import Any, Callable, Iterator
+
+import keras
+import onnx
+import onnx.numpy_helper
+import tensorflow as tf
+import tf2onnx
+
+from flowcore.errors import ExportError
+
+__all__ = ["convert_graph", "call_model", "one_line", "select_output", "BATCH_DIM"]
+
+BATCH_DIM = "batch"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Python loggers that talk during a conversion; quiet (ERROR and up kept for the message) while
+# exporting only, then restored.
+_NOISY_LOGGERS = ("tf2onnx", "tensorflow", "absl")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first meaningful line`` of an exception message (ANSI codes stripped).
+
+    Keras 3 opens its call errors with ``Exception encountered when calling X.call().`` and
+    names the cause on the next line, so that line wins when present.
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines = lines[1:]
+    line = f"{type(exc).__name__}: {lines[0].split(' Received args:')[0]}" if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def call_model(model: Callable[..., Any], x: Any) -> Any:
+    """Call ``model`` in inference mode: Keras layers/models get ``training=False``, other
+    callables (``tf.function``, ``tf.Module``, plain functions) are called as ``model(x)``."""
+    if isinstance(model, keras.layers.Layer):
+        return model(x, training=False)
+    return model(x)
+
+
+def select_output(out: Any, choice: int | str | None, what: str = "encoder") -> int | str | None:
+    """Resolve ``encoder_output`` against one call result.
+
+    Returns
+    -------
+    int, str or None
+        ``None`` when ``out`` is a tensor (nothing to pick), else the index or key to use.
+
+    Raises
+    ------
+    ExportError
+        If ``choice`` does not fit the structure or does not name a tensor.
+    """
+    if tf.is_tensor(out):
+        if choice is not None:
+            raise ExportError(
+                f"{what} returns a single tensor but encoder_output={choice!r} was given; leave it as None"
+            )
+        return None
+    if isinstance(out, (tuple, list)):
+        if len(out) == 0:
+            raise ExportError(f"{what} returns an empty {type(out).__name__}; expected a tensor")
+        key: int | str = 0 if choice is None else choice
+        if isinstance(key, bool) or not isinstance(key, int) or not -len(out) <= key < len(out):
+            raise ExportError(
+                f"encoder_output={choice!r} does not index the {len(out)}-element {type(out).__name__} the "
+                f"{what} returns; pass an int in 0..{len(out) - 1}"
+            )
+        key = key % len(out)
+    elif isinstance(out, dict):
+        keys = list(out)
+        if not keys:
+            raise ExportError(f"{what} returns an empty dict; expected a tensor")
+        if choice is None:
+            key = next((k for k in ("mean", "mu") if k in out), keys[0])
+        elif choice in out:
+            key = choice
+        else:
+            raise ExportError(f"encoder_output={choice!r} is not a key of the dict the {what} returns; keys: {keys}")
+    else:
+        raise ExportError(
+            f"{what} returns {type(out).__name__}; expected a tensor, a tuple/list or a dict of tensors"
+        )
+    if not tf.is_tensor(out[key]):
+        raise ExportError(
+            f"{what} output [{key!r}] is {type(out[key]).__name__}, not a tensor; pick another with encoder_output"
+        )
+    return key
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of ERROR records (tf2onnx logs unsupported ops instead of raising)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # noqa: BLE001  (a bad log call must not break the export)
+            self.messages.append(str(record.msg))
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[_Collect]:
+    """Route the converter's Python log records to a collector (nothing printed) and silence
+    its warnings, for the duration of one conversion; every logger is restored afterwards."""
+    collect = _Collect()
+    saved = []
+    for name in _NOISY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level, lg.propagate))
+        lg.setLevel(logging.ERROR)
+        lg.propagate = False
+        lg.addHandler(collect)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield collect
+    finally:
+        for lg, level, propagate in saved:
+            lg.removeHandler(collect)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename value ``old`` to ``new`` everywhere in ``graph`` (subgraphs included)."""
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.name == old:
+            vi.name = new
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _rename(attr.g, old, new)
+            for g in attr.graphs:
+                _rename(g, old, new)
+
+
+def _fix_names(model: onnx.ModelProto, input_name: str, output_name: str, what: str) -> None:
+    """Make the single graph input ``input_name`` and the single output ``output_name``."""
+    g = model.graph
+    init = {t.name for t in g.initializer}
+    ins = [v for v in g.input if v.name not in init]
+    if len(ins) != 1 or len(g.output) != 1:
+        raise ExportError(
+            f"the exported {what} has inputs {[v.name for v in ins]} and outputs {[v.name for v in g.output]}; "
+            "expected one of each (a call(x) -> tensor model)"
+        )
+    taken = {n for node in g.node for n in list(node.input) + list(node.output)} | init
+    if ins[0].name != input_name:
+        if input_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {input_name!r} internally")
+        _rename(g, ins[0].name, input_name)
+    out = g.output[0]
+    if out.name == input_name:  # identity graph: the output is the input itself
+        g.node.append(onnx.helper.make_node("Identity", [input_name], [output_name]))
+        out.name = output_name
+    elif out.name != output_name:
+        if output_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {output_name!r} internally")
+        _rename(g, out.name, output_name)
+
+
+def _fix_shapes(model: onnx.ModelProto, out_shape: tuple[int, ...], what: str) -> None:
+    """Name axis 0 of the graph input and output ``batch`` (tf2onnx writes a fresh ``unk__N``
+    for each) and fill non-batch output dims tf2onnx left unknown (e.g. after a reshape to
+    ``(tf.shape(x)[0], -1)``) with the sizes the eager call returned; parity checks the claim."""
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        shape = vi.type.tensor_type.shape
+        if len(shape.dim) and not shape.dim[0].HasField("dim_value"):
+            shape.dim[0].dim_param = BATCH_DIM
+    shape = model.graph.output[0].type.tensor_type.shape
+    if len(shape.dim) != 1 + len(out_shape):
+        return  # rank unknown or different: FlowBundle.write reports it
+    for d, want in zip(list(shape.dim)[1:], out_shape):
+        if d.HasField("dim_value"):
+            if d.dim_value != want:
+                raise ExportError(
+                    f"the exported {what} declares output dims {[x.dim_value or x.dim_param for x in shape.dim]}"
+                    f" but the eager call returned (n, *{out_shape})"
+                )
+        else:
+            d.dim_value = want
+
+
+def _inline_captures(model: onnx.ModelProto, concrete: Any, what: str) -> None:
+    """Turn captured (non-variable) tensors, which tf2onnx makes extra graph inputs, into
+    initializers holding their values (e.g. a ``tf.constant`` a function closes over)."""
+    captured = list(concrete.captured_inputs)
+    if not captured:
+        return
+    names = {t.name: v for t, v in zip(concrete.inputs[len(concrete.inputs) - len(captured):], captured)}
+    keep = []
+    for vi in model.graph.input:
+        value = names.get(vi.name)
+        if value is None:
+            keep.append(vi)
+            continue
+        try:
+            arr = value.numpy()
+        except Exception as exc:  # a symbolic capture: nothing to inline
+            raise ExportError(
+                f"the {what} captures the tensor {vi.name!r} that has no value outside its graph; "
+                "pass it as a variable or a constant"
+            ) from exc
+        model.graph.initializer.append(onnx.numpy_helper.from_array(arr, vi.name))
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+
+
+def _default_opset(model: onnx.ModelProto) -> int | None:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return None
+
+
+def convert_graph(
+    fn: Callable[[tf.Tensor], tf.Tensor],
+    sample_shape: tuple[int, ...],
+    output_shape: tuple[int, ...],
+    *,
+    input_name: str,
+    output_name: str,
+    opset: int,
+    what: str,
+) -> onnx.ModelProto:
+    """Trace ``fn`` with a batch-free signature and convert it with ``tf2onnx.convert.from_function``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x) -> tensor``, traceable by ``tf.function`` (it is wrapped in one here).
+    sample_shape : tuple of int
+        Per-sample input shape; the signature is ``TensorSpec((None, *sample_shape), float32)``.
+    output_shape : tuple of int
+        Per-sample output shape the eager call returned (fills dims tf2onnx leaves unknown).
+    input_name, output_name : str
+        Names the graph input and output get.
+    opset : int
+        Default-domain opset of the result (checked).
+    what : str
+        ``"encoder"`` or ``"decoder"``, for messages.
+
+    Returns
+    -------
+    onnx.ModelProto
+        Weights inline, one input, one output, batch axis symbolic (``"batch"``).
+
+    Raises
+    ------
+    ExportError
+        One line; the converter's exception is kept as ``__cause__``.
+    """
+    spec = tf.TensorSpec((None, *sample_shape), tf.float32, name=input_name)
+    traced = tf.function(fn)
+    try:
+        with _quiet_exporter() as log:
+            concrete = traced.get_concrete_function(spec)  # tf2onnx reuses this trace
+            model, _ = tf2onnx.convert.from_function(traced, input_signature=(spec,), opset=opset)
+    except ExportError:
+        raise
+    except Exception as exc:  # tracing and conversion raise many types; all become one line
+        raise ExportError(f"tf2onnx.convert.from_function failed for the {what}: {one_line(exc)}") from exc
+    _inline_captures(model, concrete, what)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # tf2onnx keeps going past ops it cannot convert (continue_on_error)
+        why = log.messages[0] if log.messages else one_line(exc)
+        why = _ANSI.sub("", why).strip().splitlines()[0] if why.strip() else type(exc).__name__
+        raise ExportError(f"tf2onnx could not convert the {what} to a valid ONNX graph: {why[:300]}") from exc
+    got = _default_opset(model)
+    if got != opset:
+        raise ExportError(
+            f"the {what} was converted with opset {got}, not the requested {opset}; pick an opset tf2onnx "
+            f"{tf2onnx.__version__} supports"
+        )
+    _fix_names(model, input_name, output_name, what)
+    _fix_shapes(model, tuple(output_shape), what)
+    model.graph.name = what
+    return model
