@@ -13,8 +13,9 @@ keras, tf2onnx and onnx, and does nothing else (no environment variables, no log
 """
 
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
+from ._load import SUFFIXES, example_input, load_model
 from ._parity import parity, relative_error
 
 __version__ = "0.1.0"
 
-__all__ = ["export", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
+__all__ = ["export", "load_model", "example_input", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]

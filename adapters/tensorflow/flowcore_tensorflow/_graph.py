@@ -29,12 +29,15 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """``Type: first meaningful line`` of an exception message (ANSI codes stripped).
 
     Keras 3 opens its call errors with ``Exception encountered when calling X.call().`` and
-    names the cause on the next line, so that line wins when present.
+    names the cause on the next line, so that line wins when present; a ``tf.function``
+    error opens with ``in user code:`` and names the cause on its last line.
     """
     text = _ANSI.sub("", str(exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
         lines = lines[1:]
+    if len(lines) > 1 and lines[0].endswith("in user code:"):  # tf.function: the cause is the last line
+        lines = lines[-1:]
     line = f"{type(exc).__name__}: {lines[0].split(' Received args:')[0]}" if lines else type(exc).__name__
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
