@@ -57,7 +57,22 @@ def _cli(py: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(py), "-m", "flowcore", *args], capture_output=True, text=True, timeout=600, env=ENV)
 
 
-def test_core_env_matches_full_env(core_python, digits_bundle, digits, tmp_path):
+@pytest.fixture(scope="module")
+def keras_bundle(torch_digits_ae, digits, tmp_path_factory):
+    """The digits AE rebuilt in Keras (same weights) and exported with the TensorFlow adapter."""
+    import flowcore_tensorflow
+
+    from test_cross_framework import keras_twin
+
+    enc, dec = keras_twin(*torch_digits_ae)
+    return flowcore_tensorflow.export(enc, dec, digits["x_test"][:32], tmp_path_factory.mktemp("tf") / "bundle")
+
+
+@pytest.mark.parametrize("which", ["torch", "tensorflow"])
+def test_core_env_matches_full_env(core_python, which, request, digits, tmp_path):
+    bundle = request.getfixturevalue("digits_bundle" if which == "torch" else "keras_bundle")
+    assert bundle.manifest["source"]["framework"] == which
+    digits_bundle = bundle
     lmap = LatentMap(digits_bundle, providers="cpu")
     save_npz(tmp_path / "x.npz", x=digits["x_test"])
     # full environment, in process
