@@ -24,3 +24,14 @@ def test_api_tour_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "converged" in proc.stdout and "attractors; basin fractions" in proc.stdout
     assert (tmp_path / "digits_bundle" / "flow.json").is_file()
+
+
+def test_export_examples_run(tmp_path):
+    blocks = _section_blocks("Export your model")
+    assert len(blocks) == 2, "README should show a torch and a Keras export example"
+    for block, name in zip(blocks, ("torch_bundle", "keras_bundle")):
+        env = dict(__import__("os").environ, TF_CPP_MIN_LOG_LEVEL="2")
+        proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (tmp_path / name / "flow.json").is_file()
