@@ -254,6 +254,7 @@ class LatentMap:
         self._threads = intra_op_num_threads
         self._fused_model: onnx.ModelProto | None = None
         self._sessions: dict[str, Any] = {}
+        self._fused_run = None
 
     @classmethod
     def from_graph(
@@ -283,6 +284,7 @@ class LatentMap:
         self._threads = intra_op_num_threads
         self._fused_model = fused
         self._sessions = {}
+        self._fused_run = None
         return self
 
     # --------------------------------------------------------------- sessions
@@ -397,7 +399,13 @@ class LatentMap:
         step_sq : ndarray of shape (n,), float32 — ‖z_next − z‖²
         norm_sq : ndarray of shape (n,), float32 — ‖z_next‖²
         """
-        return self._run(self._session("fused"), list(FUSED_OUTPUTS), {FUSED_INPUT: z})
+        run = self._fused_run
+        if run is None:
+            run = self._fused_run = self._session("fused").run
+        try:
+            return run(None, {FUSED_INPUT: z})
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed: {str(exc).splitlines()[0]}") from None
 
     def __call__(self, z: Any, *, batch_size: int = 4096) -> np.ndarray:
         """f(z) = E(D(z)) through the fused graph: (N, *latent_shape) -> same, float32."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._step_kernel import check_rows, retire_rows
 from .errors import DataError
 from .io import atomic_write_json, load_npz, save_npz
 
@@ -224,6 +225,9 @@ def iterate(
         from .features import FeatureRecorder  # noqa: PLC0415
 
         recorder = FeatureRecorder(n, reference)
+    final_flat = final.reshape(n, int(np.prod(shape, dtype=np.int64)))
+    done_buf = np.empty(min(batch_size, max(n, 1)), np.bool_)
+    status_buf = np.empty(min(batch_size, max(n, 1)), np.int8)
     bar = _progress(n, progress)
     try:
         while True:
@@ -239,38 +243,31 @@ def iterate(
                     act_idx = np.concatenate([act_idx, new_idx])
                     act_steps = np.concatenate([act_steps, np.zeros(take, np.int32)])
                 else:
-                    act_z = z0[nxt : nxt + take]
-                    act_idx, act_steps = new_idx, np.zeros(take, np.int32)
+                    act_z = z0[nxt : nxt + take]  # read only: the first step returns a fresh array
+                    act_idx, act_steps = new_idx.copy(), np.zeros(take, np.int32)  # compacted in place
                 nxt += take
             if not len(act_idx):
                 break
             z_new, sq, nrm = lmap.step(act_z)
-            act_steps += 1
+            m = len(act_idx)
+            done, st = done_buf[:m], status_buf[:m]
+            n_done = check_rows(sq, nrm, act_steps, tol32, limit_sq, max_steps, done, st)
             if recorder is not None:
                 recorder.update(act_idx, z_new, sq, act_steps)
-            diverged = ~(nrm <= limit_sq) | ~np.isfinite(sq)
-            done = (sq < tol32) | diverged | (act_steps >= max_steps)
             if every:
-                due = act_steps % every == 0
-                due &= ~done
+                due = (act_steps % every == 0) & ~done
                 if due.any():
                     rec.append((act_idx[due], act_steps[due], z_new[due]))
-            if done.any():
-                rows = act_idx[done]
-                final[rows] = z_new[done]
-                steps[rows] = act_steps[done]
-                last_sq[rows] = sq[done]
-                st = np.where(sq[done] < tol32, CONVERGED, MAX_STEPS).astype(np.int8)
-                st[diverged[done]] = DIVERGED
-                status[rows] = st
+            if n_done:
                 if every:
-                    rec.append((rows, act_steps[done], z_new[done]))
-                keep = ~done
-                act_z = z_new[keep]
-                act_idx = act_idx[keep]
-                act_steps = act_steps[keep]
+                    rec.append((act_idx[done], act_steps[done], z_new[done]))
+                flat_new = z_new.reshape(m, final_flat.shape[1])
+                w = retire_rows(flat_new, act_idx, act_steps, sq, done, st, final_flat, steps, last_sq, status)
+                act_z = z_new[:w]
+                act_idx = act_idx[:w]
+                act_steps = act_steps[:w]
                 if bar is not None:
-                    bar.update(int(done.sum()))
+                    bar.update(n_done)
             else:
                 act_z = z_new
     finally:

@@ -130,3 +130,33 @@ def test_save_load_and_edges(tmp_path):
         iterate(lmap, np.array([[np.nan, 0.0]]))
     with pytest.raises(DataError, match="tol"):
         iterate(lmap, np.ones((1, 2)), tol=0)
+
+
+def test_kernels_in_python_mode_match(tmp_path):
+    """The step kernels run as plain Python (NUMBA_DISABLE_JIT=1) give the same trajectories."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from _graphs import two_attractors
+
+    FlowBundle.write(tmp_path / "m", *two_attractors(np.array([2.0, 1.0]), np.array([-1.0, -3.0]), np.array([1.0, 0.0]), 0.8))
+    z0 = np.random.default_rng(4).uniform(-5, 5, size=(300, 2)).astype(np.float32)
+    np.save(tmp_path / "z0.npy", z0)
+    code = (
+        "import json, numpy as np\n"
+        "from flowcore import LatentMap, iterate\n"
+        f"tr = iterate(LatentMap(r'{tmp_path / 'm'}', providers='cpu'), np.load(r'{tmp_path / 'z0.npy'}'), "
+        "batch_size=37, reference=np.array([[2.0, 1.0]], np.float32))\n"
+        "print(json.dumps({'steps': tr.steps.tolist(), 'final': tr.final.tolist(), "
+        "'dist_mean': tr.features['dist_mean'].tolist()}))\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    tr = iterate(LatentMap(tmp_path / "m", providers="cpu"), z0, batch_size=37, reference=np.array([[2.0, 1.0]], np.float32))
+    np.testing.assert_array_equal(got["steps"], tr.steps)
+    np.testing.assert_array_equal(np.array(got["final"], np.float32), tr.final)
+    np.testing.assert_allclose(got["dist_mean"], tr.features["dist_mean"], rtol=1e-12)
