@@ -4,4 +4,5 @@
 - :mod:`flowcore.analysis.baselines` — OOD baselines: reconstruction error, latent KNN,
   latent Mahalanobis, latent norm.
 - :mod:`flowcore.analysis.ood` — the trajectory detectors and the detector suite.
+- :mod:`flowcore.analysis.ood_eval` — every method × every OOD set: table, CSV, histograms, ROC.
 """

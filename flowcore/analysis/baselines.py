@@ -141,6 +141,9 @@ class ReconstructionError(Scorer):
     def score(self, ev) -> np.ndarray:
         return np.asarray(ev.recon_error, np.float64)
 
+    def describe(self) -> str:
+        return "reconstruction error: mean squared error of D(E(x))"
+
 
 class LatentNorm(Scorer):
     """‖E(x)‖: latents far from the origin score higher."""
@@ -151,6 +154,9 @@ class LatentNorm(Scorer):
     def score(self, ev) -> np.ndarray:
         z = ev.latents.reshape(len(ev.latents), -1).astype(np.float64)
         return np.linalg.norm(z, axis=1)
+
+    def describe(self) -> str:
+        return "latent norm ||E(x)||"
 
 
 class LatentKNN(Scorer):
@@ -234,6 +240,9 @@ class LatentMahalanobis(Scorer):
 
     def state(self):
         return {}, {"location": self.location_, "precision": self.precision_, "shrinkage": np.array(self.shrinkage_)}
+
+    def describe(self) -> str:
+        return "Mahalanobis distance of E(x) to a Ledoit-Wolf Gaussian of the ID latents"
 
     @classmethod
     def from_state(cls, params, arrays):

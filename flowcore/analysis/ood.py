@@ -18,7 +18,8 @@ Methods (``METHODS``):
                      of the Euclidean distance to the nearest ID attractor.
 ``features``         two-sided: Mahalanobis distance (Ledoit–Wolf) of the standardised
                      log-features (steps, path length, ‖V(z_0)‖, distance to the ID attractors
-                     at start / mean / end, latent norm, reconstruction error) from the ID ones.
+                     at start / mean / end, latent norm, reconstruction error, Mahalanobis
+                     distance of z_0 to the ID latents) from the ID ones.
 ``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
 ``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
 ``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.baselines`).
@@ -56,7 +57,7 @@ __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "
            "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]
 
 DEFAULT_FEATURES = ("steps", "path_length", "v0_norm", "dist_start", "dist_mean", "dist_final",
-                    "latent_norm", "recon_error")
+                    "latent_norm", "recon_error", "latent_mahalanobis")
 FORMAT = "flowcore.ood-detector"
 FORMAT_VERSION = 1
 
@@ -81,10 +82,13 @@ class Evidence:
     def __len__(self) -> int:
         return len(self.latents)
 
-    def feature_matrix(self, names: Sequence[str]) -> np.ndarray:
+    def feature_matrix(self, names: Sequence[str], extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(N, len(names)) float64: named features (``extra`` holds ones computed by the caller)."""
         cols = []
         for n in names:
-            if n == "recon_error":
+            if extra and n in extra:
+                cols.append(extra[n])
+            elif n == "recon_error":
                 cols.append(self.recon_error)
             elif self.features is not None and n in self.features:
                 cols.append(self.features[n])
@@ -123,18 +127,27 @@ class FeatureScore(Scorer):
             raise DataError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
         self.features, self.method, self.k = tuple(features), method, int(k)
         self.mean_ = self.scale_ = self.location_ = self.precision_ = self.bank_ = None
+        self.z_location_ = self.z_precision_ = None
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return "features" if self.method == "mahalanobis" else "features_knn"
 
+    def _raw(self, ev) -> np.ndarray:
+        extra = {}
+        if "latent_mahalanobis" in self.features:
+            extra["latent_mahalanobis"] = mahalanobis(ev.latents.reshape(len(ev.latents), -1), self.z_location_,
+                                                      self.z_precision_)
+        f = ev.feature_matrix(self.features, extra)
+        return np.log1p(np.maximum(np.nan_to_num(f, nan=0.0, posinf=1e300), 0.0))
+
     def _transform(self, ev) -> np.ndarray:
-        f = ev.feature_matrix(self.features)
-        f = np.log1p(np.maximum(np.nan_to_num(f, nan=0.0, posinf=1e300), 0.0))
-        return (f - self.mean_) / self.scale_
+        return (self._raw(ev) - self.mean_) / self.scale_
 
     def fit(self, ev) -> "FeatureScore":
-        raw = np.log1p(np.maximum(np.nan_to_num(ev.feature_matrix(self.features), nan=0.0, posinf=1e300), 0.0))
+        if "latent_mahalanobis" in self.features:
+            self.z_location_, self.z_precision_, _ = fit_shrunk_gaussian(ev.latents.reshape(len(ev.latents), -1))
+        raw = self._raw(ev)
         self.mean_ = raw.mean(0)
         sd = raw.std(0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
@@ -161,6 +174,8 @@ class FeatureScore(Scorer):
 
     def state(self):
         arrays = {"mean": self.mean_, "scale": self.scale_}
+        if self.z_location_ is not None:
+            arrays.update(z_location=self.z_location_, z_precision=self.z_precision_)
         if self.method == "mahalanobis":
             arrays.update(location=self.location_, precision=self.precision_)
         else:
@@ -172,6 +187,7 @@ class FeatureScore(Scorer):
         obj = cls(**params)
         obj.mean_, obj.scale_ = arrays["mean"], arrays["scale"]
         obj.location_, obj.precision_, obj.bank_ = arrays.get("location"), arrays.get("precision"), arrays.get("bank")
+        obj.z_location_, obj.z_precision_ = arrays.get("z_location"), arrays.get("z_precision")
         return obj
 
     def describe(self) -> str:
@@ -345,6 +361,7 @@ class OODDetector:
             self.fit_scores_[m] = s
             self.thresholds_[m] = float(np.quantile(s, 1.0 - self.contamination))
         self.n_fit_ = len(x)
+        self.providers_ = lmap.providers
         return self
 
     def _check_fitted(self) -> None:
@@ -487,6 +504,7 @@ class OODDetector:
         obj.bank_info_ = meta.get("bank")
         obj.bundle_sha256_ = meta["bundle_sha256"]
         obj.n_fit_ = meta["n_fit"]
+        obj.providers_ = obj._lmap().providers
         obj.scorers_, obj.fit_scores_, obj.thresholds_ = {}, {}, {}
         for m, info in meta["methods"].items():
             klass = _CLASSES.get(info["class"])

@@ -159,7 +159,8 @@ class OODReport:
             ``long``: one line per OOD set × method with AUROC, FPR95 ID+ and FPR95 OOD+.
             ``wide``: one line per method, one column per OOD set holding
             ``AUROC / FPR95 ID+ / FPR95 OOD+``. The best AUROC per set is marked ``*`` (text)
-            or bold (Markdown). AUPR-In/Out are in ``metrics.csv`` only.
+            or bold (Markdown), with every method equal to it at the shown precision
+            (:meth:`best` gives the exact winners). AUPR-In/Out are in ``metrics.csv`` only.
         """
         if fmt not in ("text", "markdown"):
             raise BadInputError(f"fmt must be 'text' or 'markdown', got {fmt!r}")
@@ -262,17 +263,23 @@ class OODReport:
         if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
             raise BadInputError(f"{out}/report.json is not a version-{FORMAT_VERSION} flowcore OOD report")
         arrays = load_npz(out / "scores.npz")
-        settings = meta["settings"]
-        stems = meta["files"]["set_stems"]
         try:
-            id_scores = {m: _frozen(arrays[f"id/{m}"]) for m in settings["methods"]}
-            ood_scores = {s: {m: _frozen(arrays[f"ood/{stems[s]}/{m}"]) for m in settings["methods"]}
-                          for s in settings["ood_sets"]}
-        except KeyError as exc:
-            raise DataError(f"{out}/scores.npz lacks the scores {exc.args[0]!r} that report.json lists") from None
-        rows = tuple(OODRow(**{c: r[c] for c in _COLUMNS}) for r in meta["rows"])
+            settings, stems = meta["settings"], meta["files"]["set_stems"]
+            methods, sets = settings["methods"], settings["ood_sets"]
+            rows = tuple(OODRow(**{c: r[c] for c in _COLUMNS}) for r in meta["rows"])
+            keys = {f"id/{m}" for m in methods} | {f"ood/{stems[s]}/{m}" for s in sets for m in methods}
+        except (KeyError, TypeError) as exc:
+            raise BadInputError(f"{out}/report.json is incomplete ({type(exc).__name__}: {exc})") from None
+        if keys - set(arrays):
+            raise DataError(f"{out}/scores.npz lacks the scores {sorted(keys - set(arrays))} that report.json lists")
+        if any(r.method not in methods or r.ood_set not in (*sets, MEAN) for r in rows):
+            raise BadInputError(f"{out}/report.json has rows for methods or sets it does not list")
+        id_scores = {m: _frozen(arrays[f"id/{m}"]) for m in methods}
+        ood_scores = {s: {m: _frozen(arrays[f"ood/{stems[s]}/{m}"]) for m in methods} for s in sets}
         for r in rows:
-            if r.ood_set != MEAN and (len(id_scores[r.method]) != r.n_id or len(ood_scores[r.ood_set][r.method]) != r.n_ood):
+            if r.ood_set == MEAN:
+                continue
+            if len(id_scores[r.method]) != r.n_id or len(ood_scores[r.ood_set][r.method]) != r.n_ood:
                 raise DataError(f"{out}: scores of {r.method} on {r.ood_set} do not match the row's sample counts")
         return cls(rows=rows, id_scores=id_scores, ood_scores=ood_scores, descriptions=meta["descriptions"],
                    settings=settings)
