@@ -1,0 +1,112 @@
+"""Figures of an OOD report: ID-vs-OOD score histograms per set and ROC curves (matplotlib).
+
+Uses matplotlib's ``Figure`` with an Agg canvas directly, so the caller's pyplot backend is
+never switched. Each figure comes with the CSV of the data drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+
+__all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell"]
+
+
+def csv_cell(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    v = str(v)
+    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
+
+
+def figure_class():
+    """matplotlib's ``Figure`` (Agg canvas, no pyplot: the caller's backend is left alone)."""
+    try:
+        from matplotlib.figure import Figure  # noqa: PLC0415
+        import sklearn  # noqa: F401, PLC0415
+    except ImportError:
+        raise BackendError("OOD report figures need matplotlib and scikit-learn: pip install 'flowcore[analysis]' "
+                           "(or save(..., figures=False))") from None
+    return Figure
+
+
+def _png(fig) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def _grid(n: int, ncols: int = 3) -> tuple[int, int]:
+    c = min(ncols, n)
+    return math.ceil(n / c), c
+
+
+def _bins(a: np.ndarray, b: np.ndarray, n: int = 40) -> tuple[np.ndarray, bool]:
+    """Shared bin edges; log-spaced when all scores are positive and span over 50×."""
+    both = np.concatenate([a, b])
+    lo, hi = float(both.min()), float(both.max())
+    if lo > 0 and hi / lo > 50:
+        return np.geomspace(lo, hi, n + 1), True
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, n + 1), False
+
+
+def hist_figure(Figure, rep: Any, ood_set: str) -> tuple[bytes, str]:
+    methods = rep.methods
+    nr, nc = _grid(len(methods))
+    fig = Figure(figsize=(3.2 * nc, 2.4 * nr), dpi=100, layout="constrained")
+    axes = fig.subplots(nr, nc, squeeze=False).ravel()
+    csv = ["method,population,bin_left,bin_right,count"]
+    for ax, m in zip(axes, methods):
+        a, b = rep.id_scores[m], rep.ood_scores[ood_set][m]
+        edges, log = _bins(a, b)
+        for pop, s, colour in (("id", a, "tab:blue"), ("ood", b, "tab:red")):
+            counts, _ = np.histogram(s, edges)
+            ax.hist(s, edges, color=colour, alpha=0.5, label="ID" if pop == "id" else ood_set)
+            csv += [f"{m},{pop},{edges[i]!r},{edges[i + 1]!r},{int(c)}" for i, c in enumerate(counts)]
+        if log:
+            ax.set_xscale("log")
+        ax.set_title(f"{m}  AUROC {100 * rep.row(m, ood_set).auroc:.1f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(methods):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"ID vs {ood_set}: scores (higher = more OOD)", fontsize=9)
+    return _png(fig), "\n".join(csv) + "\n"
+
+
+def roc_figure(Figure, rep: Any) -> tuple[bytes, str]:
+    from sklearn.metrics import roc_curve  # noqa: PLC0415
+
+    sets = rep.ood_sets
+    nr, nc = _grid(len(sets))
+    fig = Figure(figsize=(3.2 * nc + 1.6, 3.0 * nr), dpi=100, layout="constrained")
+    axes = fig.subplots(nr, nc, squeeze=False).ravel()
+    csv = ["ood_set,method,fpr,tpr,threshold"]
+    for ax, s in zip(axes, sets):
+        for m in rep.methods:
+            a, b = rep.id_scores[m], rep.ood_scores[s][m]
+            y = np.concatenate([np.zeros(len(a)), np.ones(len(b))])
+            fpr, tpr, thr = roc_curve(y, np.concatenate([a, b]))
+            ax.plot(fpr, tpr, lw=1, label=m)
+            name = csv_cell(s)
+            csv += [f"{name},{m},{f!r},{t!r},{csv_cell(float(h))}" for f, t, h in zip(fpr.tolist(), tpr.tolist(), thr)]
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
+        ax.set_title(s, fontsize=9)
+        ax.set_xlabel("FPR (ID flagged)", fontsize=7)
+        ax.set_ylabel("TPR (OOD caught)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(sets):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7)
+    return _png(fig), "\n".join(csv) + "\n"
