@@ -1,0 +1,188 @@
+"""OOD scorers that read trajectories, the method registry, and the evidence they share.
+
+:class:`Evidence` holds what the scorers read about N samples (latents, reconstruction error,
+trajectory features against the ID attractor bank). :class:`TrajectoryScore` is the paper's
+score; :class:`FeatureScore` the two-sided trajectory-feature detector. ``METHODS`` /
+:func:`make_scorer` name every scorer :class:`flowcore.analysis.ood.OODDetector` can fit.
+Scores: higher = more OOD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import BadInputError, DataError
+from .baselines import (
+    LatentKNN,
+    LatentMahalanobis,
+    LatentNorm,
+    ReconstructionError,
+    Scorer,
+    fit_shrunk_gaussian,
+    knn_distances,
+    mahalanobis,
+)
+
+__all__ = ["Evidence", "TrajectoryScore", "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]
+
+DEFAULT_FEATURES = ("steps", "path_length", "v0_norm", "dist_start", "dist_mean", "dist_final",
+                    "latent_norm", "recon_error", "latent_mahalanobis")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the scorers read about N samples.
+
+    Attributes
+    ----------
+    latents : ndarray of shape (N, *latent_shape), float32 — z_0 = E(x)
+    recon_error : ndarray of shape (N,), float64, or None — mean((x − D(E(x)))²)
+    features : dict of str to ndarray of shape (N,), or None — trajectory features against the bank
+    status : ndarray of shape (N,), int8, or None — trajectory status
+    """
+
+    latents: np.ndarray
+    recon_error: np.ndarray | None = None
+    features: dict[str, np.ndarray] | None = None
+    status: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def feature_matrix(self, names: Sequence[str], extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(N, len(names)) float64: named features (``extra`` holds ones computed by the caller)."""
+        cols = []
+        for n in names:
+            if extra and n in extra:
+                cols.append(extra[n])
+            elif n == "recon_error":
+                cols.append(self.recon_error)
+            elif self.features is not None and n in self.features:
+                cols.append(self.features[n])
+            else:
+                raise DataError(f"feature {n!r} is not available")
+        return np.stack(cols, axis=1).astype(np.float64)
+
+
+class TrajectoryScore(Scorer):
+    """The paper's trajectory score: ``dist_mean`` against the ID attractor bank."""
+
+    name = "trajectory"
+    needs = frozenset({"trajectory"})
+
+    def score(self, ev) -> np.ndarray:
+        return np.asarray(ev.features["dist_mean"], np.float64)
+
+    def describe(self) -> str:
+        return "trajectory score (paper): mean distance to the nearest ID attractor"
+
+
+class FeatureScore(Scorer):
+    """Two-sided density score on standardised log trajectory features.
+
+    Parameters
+    ----------
+    features : sequence of str — feature names (see ``DEFAULT_FEATURES``)
+    method : {"mahalanobis", "knn"} — Ledoit–Wolf Mahalanobis (default) or mean k-NN distance
+    k : int — neighbours for ``knn``
+    """
+
+    needs = frozenset({"trajectory", "recon", "latents"})
+
+    def __init__(self, features: Sequence[str] = DEFAULT_FEATURES, method: str = "mahalanobis", k: int = 10):
+        if method not in ("mahalanobis", "knn"):
+            raise DataError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
+        self.features, self.method, self.k = tuple(features), method, int(k)
+        self.mean_ = self.scale_ = self.location_ = self.precision_ = self.bank_ = None
+        self.z_location_ = self.z_precision_ = None
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "features" if self.method == "mahalanobis" else "features_knn"
+
+    def _raw(self, ev) -> np.ndarray:
+        extra = {}
+        if "latent_mahalanobis" in self.features:
+            extra["latent_mahalanobis"] = mahalanobis(ev.latents.reshape(len(ev.latents), -1), self.z_location_,
+                                                      self.z_precision_)
+        f = ev.feature_matrix(self.features, extra)
+        return np.log1p(np.maximum(np.nan_to_num(f, nan=0.0, posinf=1e300), 0.0))
+
+    def _transform(self, ev) -> np.ndarray:
+        return (self._raw(ev) - self.mean_) / self.scale_
+
+    def fit(self, ev) -> "FeatureScore":
+        if "latent_mahalanobis" in self.features:
+            self.z_location_, self.z_precision_, _ = fit_shrunk_gaussian(ev.latents.reshape(len(ev.latents), -1))
+        raw = self._raw(ev)
+        self.mean_ = raw.mean(0)
+        sd = raw.std(0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        f = (raw - self.mean_) / self.scale_
+        if self.method == "mahalanobis":
+            self.location_, self.precision_, _ = fit_shrunk_gaussian(f)
+        else:
+            self.bank_ = f
+        return self
+
+    def fit_scores(self, ev) -> np.ndarray:
+        if self.method == "knn":
+            return knn_distances(self.bank_, self.bank_, self.k, exclude_self=True).mean(1)
+        return self.score(ev)
+
+    def score(self, ev) -> np.ndarray:
+        f = self._transform(ev)
+        if self.method == "mahalanobis":
+            return mahalanobis(f, self.location_, self.precision_)
+        return knn_distances(self.bank_, f, self.k).mean(1)
+
+    def params(self):
+        return {"features": list(self.features), "method": self.method, "k": self.k}
+
+    def state(self):
+        arrays = {"mean": self.mean_, "scale": self.scale_}
+        if self.z_location_ is not None:
+            arrays.update(z_location=self.z_location_, z_precision=self.z_precision_)
+        if self.method == "mahalanobis":
+            arrays.update(location=self.location_, precision=self.precision_)
+        else:
+            arrays["bank"] = self.bank_
+        return self.params(), arrays
+
+    @classmethod
+    def from_state(cls, params, arrays):
+        obj = cls(**params)
+        obj.mean_, obj.scale_ = arrays["mean"], arrays["scale"]
+        obj.location_, obj.precision_, obj.bank_ = arrays.get("location"), arrays.get("precision"), arrays.get("bank")
+        obj.z_location_, obj.z_precision_ = arrays.get("z_location"), arrays.get("z_precision")
+        return obj
+
+    def describe(self) -> str:
+        how = "Mahalanobis (Ledoit-Wolf)" if self.method == "mahalanobis" else f"mean {self.k}-NN distance"
+        return f"trajectory-feature detector: {how} on {len(self.features)} standardised log-features"
+
+
+_FACTORIES = {
+    "trajectory": lambda: TrajectoryScore(),
+    "features": lambda: FeatureScore(method="mahalanobis"),
+    "features_knn": lambda: FeatureScore(method="knn"),
+    "recon_error": lambda: ReconstructionError(),
+    "latent_norm": lambda: LatentNorm(),
+    "latent_mahalanobis": lambda: LatentMahalanobis(),
+    "knn_kth50": lambda: LatentKNN(50, "kth"),
+    "knn_mean50": lambda: LatentKNN(50, "mean"),
+    "knn_kth50_norm": lambda: LatentKNN(50, "kth", normalize=True),
+}
+METHODS = tuple(_FACTORIES)
+_CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
+                                     LatentMahalanobis, LatentKNN)}
+
+
+def make_scorer(name: str) -> Scorer:
+    """A fresh scorer by method name (see ``METHODS``)."""
+    if name not in _FACTORIES:
+        raise BadInputError(f"unknown OOD method {name!r}; choose from {', '.join(METHODS)}")
+    return _FACTORIES[name]()
