@@ -139,3 +139,25 @@ def test_cli_tampered_detector_one_line(fitted, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 3 and err.startswith("error:") and len(err.strip().splitlines()) == 1 and "checksum" in err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_cli_eval_writes_report(fitted, digits, ood_data, tmp_path, capsys):
+    fitted.save(tmp_path / "det")
+    save_npz(tmp_path / "id.npz", x=digits["x_test"][:120])
+    save_npz(tmp_path / "u.npz", x=ood_data[1])
+    save_npz(tmp_path / "inv.npz", x=1.0 - digits["x_test"][:80])
+    code = main(["ood", "eval", str(tmp_path / "det"), "--id", str(tmp_path / "id.npz"), "--ood",
+                 f"uniform={tmp_path / 'u.npz'}", f"inverted={tmp_path / 'inv.npz'}", "--out", str(tmp_path / "rep"),
+                 "--quiet", "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "uniform" in out and "inverted" in out and "trajectory" in out and "features" in out
+    with open(tmp_path / "rep" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["ood_set"] for r in rows} >= {"uniform", "inverted"}
+    assert {r["method"] for r in rows} == set(fitted.methods)
+    assert list((tmp_path / "rep").glob("hist_*.png")) and list((tmp_path / "rep").glob("roc*.png"))
+    code = main(["ood", "eval", str(tmp_path / "det"), "--id", str(tmp_path / "id.npz"), "--ood", "broken",
+                 "--out", str(tmp_path / "rep2")])
+    err = capsys.readouterr().err
+    assert code == 3 and err.startswith("error:") and "NAME=PATH" in err
