@@ -5,4 +5,7 @@
   latent Mahalanobis, latent norm.
 - :mod:`flowcore.analysis.ood` — the trajectory detectors and the detector suite.
 - :mod:`flowcore.analysis.ood_eval` — every method × every OOD set: table, CSV, histograms, ROC.
+- :mod:`flowcore.analysis.memorization` — memorization coefficient with null levels, rank at 90 %.
+- :mod:`flowcore.analysis.dynamics` — per-checkpoint metrics, Chamfer similarity, distinct fractions.
+- :mod:`flowcore.analysis.probing` — data-free probing: OMP on noise attractors vs orthobasis vs PCA.
 """

@@ -1,0 +1,257 @@
+"""Dynamics across checkpoints (PAPER §3, Fig. 3c–d): distinct attractors, Chamfer, trajectory FPR95.
+
+- :func:`chamfer_similarity` — ``CS(A, B) = ½[mean_a max_b s(a, b) + mean_b max_a s(a, b)]``,
+  blocked; cosine by default (matching the dedup rule). Higher = the two sets overlap more.
+- :func:`distinct_fraction` — ``n_distinct / n_starts`` after deduplication (Fig. 3c).
+- :func:`checkpoint_metrics` — per checkpoint: mem coefficient, test MSE, distinct-attractor
+  fraction from train / test / N(0, I) starts, Chamfer similarity of noise vs train attractors,
+  and the FPR95 (both conventions) of separating noise-started from train-started trajectories
+  with the paper's trajectory score (mean distance to the nearest train attractor; higher =
+  more OOD).
+
+The FPR95/AUROC use :mod:`flowcore.analysis.metrics`, which needs scikit-learn (the
+``analysis`` extra); everything else is NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError, DataError
+from .memorization import (
+    _flat,
+    _mean_std,
+    _nearest,
+    _providers,
+    latent_starts,
+    memorization_coefficient,
+    reconstruction_mse,
+)
+
+__all__ = ["chamfer_similarity", "distinct_fraction", "checkpoint_metrics"]
+
+
+def _require_sklearn(what: str) -> None:
+    try:
+        import sklearn  # noqa: F401, PLC0415
+    except ImportError:
+        raise BackendError(f"{what} needs scikit-learn: pip install 'flowcore[analysis]'") from None
+
+
+def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", batch: int = 1024) -> float:
+    """Symmetric Chamfer similarity of two point sets.
+
+    Parameters
+    ----------
+    A : array-like of shape (n_a, ...)
+        First set (e.g. train attractors), flattened to (n_a, k).
+    B : array-like of shape (n_b, ...)
+        Second set (e.g. noise attractors), flattened to (n_b, k).
+    metric : {"cosine", "euclidean"}, default "cosine"
+        s(a, b) = cos(a, b), or −‖a − b‖₂ for "euclidean" (then CS ≤ 0 and 0 means equal sets).
+    batch : int, default 1024
+        Block size; never holds an n_a × n_b matrix beyond ``batch × batch``.
+
+    Returns
+    -------
+    float
+        ``½[mean_a max_b s + mean_b max_a s]``. Cosine: in [−1, 1], 1 when every point of each
+        set has a positive multiple in the other. Higher = more similar sets.
+
+    Raises
+    ------
+    DataError
+        Empty sets, mismatched dimensions, NaN/Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chamfer_similarity(np.eye(2), np.eye(2))
+    1.0
+    """
+    a = _flat(A, "A")
+    b = _flat(B, "B")
+    if len(a) == 0 or len(b) == 0:
+        raise DataError(f"Chamfer similarity needs two non-empty sets, got {len(a)} and {len(b)} points")
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"A has {a.shape[1]} features per point but B has {b.shape[1]}")
+    ab = _nearest(a, b, metric=metric, reduce="max", batch=batch)[0]
+    ba = _nearest(b, a, metric=metric, reduce="max", batch=batch)[0]
+    return float(0.5 * (ab.mean() + ba.mean()))
+
+
+def distinct_fraction(attractors) -> float:
+    """``n_attractors / n_starts`` (Fig. 3c), starts that did not converge included in the denominator.
+
+    Parameters
+    ----------
+    attractors : flowcore.attractors.Attractors
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 = every start found its own attractor (no contraction onto shared points),
+        small = few attractors absorb many starts. NaN when there are no starts.
+    """
+    n = attractors.n_starts
+    return float(attractors.n_attractors / n) if n else float("nan")
+
+
+def _as_map(item: Any, providers: Any):
+    from ..runtime import LatentMap  # noqa: PLC0415
+
+    if hasattr(item, "step") and hasattr(item, "decode"):
+        return item, getattr(getattr(item, "bundle", None), "path", None)
+    return LatentMap(item, providers=providers), str(item) if isinstance(item, (str, os.PathLike)) else None
+
+
+def checkpoint_metrics(
+    bundles: list,
+    x_train: Any,
+    x_test: Any,
+    *,
+    n_starts: int = 1000,
+    seed: int = 0,
+    tol: float = 1e-6,
+    max_steps: int = 3000,
+    metric: str = "cosine",
+    threshold: float = 0.99,
+    reduce: str = "max",
+    chamfer_metric: str = "cosine",
+    providers: Any = "cpu",
+    batch_size: int = 4096,
+    names: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The Fig. 3c–d metrics for each checkpoint, from the same seeded start sets.
+
+    Parameters
+    ----------
+    bundles : list of FlowBundle, path or LatentMap
+        One entry per checkpoint (e.g. along training or over a grid of k / dataset sizes).
+    x_train : array-like of shape (N, *input_shape)
+        Training samples: train starts and the memorization reference.
+    x_test : array-like of shape (n_test, *input_shape)
+        Test samples: test starts and the test MSE.
+    n_starts : int, default 1000
+        Starts per set (paper: 5000): train and test are subsampled without replacement (all
+        when smaller), noise draws ``n_starts`` latents from N(0, I). The same indices and noise
+        are used for every checkpoint (same ``seed``).
+    seed : int, default 0
+        train subsample ``seed``, test subsample ``seed + 1``, noise ``seed + 2``.
+    tol, max_steps :
+        Stopping rule (paper, small AEs: 1e-6, 3000).
+    metric, threshold :
+        Deduplication (paper: cosine > 0.99).
+    reduce : {"max", "min"}, default "max"
+        Memorization coefficient, see :func:`memorization_coefficient`.
+    chamfer_metric : {"cosine", "euclidean"}, default "cosine"
+    providers : default "cpu"
+        ONNX Runtime providers for paths / bundles (ignored for ready LatentMaps).
+    batch_size : int, default 4096
+    names : list of str, optional
+        Label per checkpoint (default: the bundle path, else its index).
+
+    Returns
+    -------
+    list of dict
+        Per checkpoint (plain JSON types): ``checkpoint``, ``mem_mean``, ``mem_std`` (over
+        deduplicated train attractors, higher = more memorized), ``test_mse`` (lower = better),
+        ``distinct_fraction`` and ``n_attractors`` per start set (train/test/noise),
+        ``chamfer_noise_train`` (higher = noise attractors look like train attractors),
+        ``fpr95_id_positive`` / ``fpr95_ood_positive`` / ``auroc`` of noise-started (positive,
+        OOD) vs train-started (ID) trajectories with score ``dist_mean`` (higher = more OOD;
+        FPR95 lower = better separated), ``score_train`` / ``score_noise`` mean ± std,
+        ``median_steps`` and ``status_counts`` per start set, and ``settings``.
+
+    Notes
+    -----
+    The trajectory-score reference is the deduplicated train attractors' centres (Euclidean
+    nearest), and the train-started trajectories scored are the same ones that produced them
+    (in-sample): the score measures how far noise-started flows stay from the learned modes.
+    Train starts are therefore iterated twice (once to find the attractors, once to score).
+    """
+    from ..attractors import find_attractors  # noqa: PLC0415
+    from ..trajectories import iterate  # noqa: PLC0415
+    from .metrics import auroc, fpr95_id_positive, fpr95_ood_positive  # noqa: PLC0415
+
+    _require_sklearn("checkpoint_metrics (FPR95/AUROC)")
+    if not len(bundles):
+        raise DataError("checkpoint_metrics needs at least one checkpoint")
+    if names is not None and len(names) != len(bundles):
+        raise DataError(f"names has {len(names)} entries for {len(bundles)} checkpoints")
+    if int(n_starts) < 1:
+        raise DataError(f"n_starts must be >= 1, got {n_starts}")
+    x_train = np.asarray(x_train)
+    x_test = np.asarray(x_test)
+    n = int(n_starts)
+    rng_tr, rng_te = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    idx_tr = np.sort(rng_tr.choice(len(x_train), n, replace=False)) if n < len(x_train) else np.arange(len(x_train))
+    idx_te = np.sort(rng_te.choice(len(x_test), n, replace=False)) if n < len(x_test) else np.arange(len(x_test))
+    it = dict(tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
+    out: list[dict[str, Any]] = []
+    for ci, item in enumerate(bundles):
+        lmap, path = _as_map(item, providers)
+        # noise latents: same draw for every checkpoint of the same latent shape
+        z_noise, noise_desc = latent_starts(lmap, "noise", n=n, seed=seed + 2)
+        z_sets = {
+            "train": (lmap.encode(x_train[idx_tr], batch_size=batch_size),
+                      {"kind": "train", "size": len(idx_tr), "seed": seed}),
+            "test": (lmap.encode(x_test[idx_te], batch_size=batch_size),
+                     {"kind": "test", "size": len(idx_te), "seed": seed + 1}),
+        }
+        atts, trajs = {}, {}
+        for name, (z0, desc) in z_sets.items():
+            trajs[name] = iterate(lmap, z0, **it)
+            atts[name] = find_attractors(trajs[name], metric=metric, threshold=threshold, starts=desc)
+        train_att = atts["train"]
+        if train_att.n_attractors == 0:
+            raise DataError(f"checkpoint {ci}: no train start converged (tol={tol}, max_steps={max_steps}); "
+                            "raise max_steps or tol")
+        ref = train_att.centres.reshape(train_att.n_attractors, -1)
+        # noise starts: iterate once, with the reference, for both attractors and scores
+        trajs["noise"] = iterate(lmap, z_noise, reference=ref, **it)
+        atts["noise"] = find_attractors(trajs["noise"], metric=metric, threshold=threshold, starts=noise_desc)
+        s_train = iterate(lmap, z_sets["train"][0], reference=ref, **it).features["dist_mean"]
+        s_noise = trajs["noise"].features["dist_mean"]
+        # diverged rows can score NaN/Inf: they are maximally far, so they rank as most OOD
+        n_nonfinite = int(np.sum(~np.isfinite(s_train)) + np.sum(~np.isfinite(s_noise)))
+        big = np.finfo(np.float64).max
+        s_train, s_noise = (np.nan_to_num(np.asarray(v, np.float64), nan=big, posinf=big) for v in (s_train, s_noise))
+        decoded = lmap.decode(train_att.representatives, batch_size=batch_size)
+        mem = memorization_coefficient(decoded, x_train, reduce=reduce)
+        mem_stats = _mean_std(mem)
+        noise_att = atts["noise"]
+        chamfer = (chamfer_similarity(ref, noise_att.centres, metric=chamfer_metric)
+                   if noise_att.n_attractors else float("nan"))
+        rec = {
+            "checkpoint": names[ci] if names is not None else (str(path) if path is not None else ci),
+            "mem_mean": mem_stats["mean"],
+            "mem_std": mem_stats["std"],
+            "test_mse": reconstruction_mse(lmap, x_test, batch_size=batch_size),
+            "distinct_fraction": {k: distinct_fraction(a) for k, a in atts.items()},
+            "n_attractors": {k: a.n_attractors for k, a in atts.items()},
+            "chamfer_noise_train": chamfer,
+            "fpr95_id_positive": fpr95_id_positive(s_train, s_noise),
+            "fpr95_ood_positive": fpr95_ood_positive(s_train, s_noise),
+            "auroc": auroc(s_train, s_noise),
+            "score_train": _mean_std(s_train),
+            "score_noise": _mean_std(s_noise),
+            "n_nonfinite_scores": n_nonfinite,
+            "median_steps": {k: (float(np.median(t.steps[t.converged])) if t.converged.any() else None)
+                             for k, t in trajs.items()},
+            "status_counts": {k: t.counts() for k, t in trajs.items()},
+            "settings": {
+                "n_starts": n, "seed": int(seed), "tol": float(tol), "max_steps": int(max_steps),
+                "metric": metric, "threshold": float(threshold), "reduce": reduce,
+                "chamfer_metric": chamfer_metric, "noise": noise_desc,
+                "score": "dist_mean: mean over the trajectory (z_0 included, to the stop) of the Euclidean "
+                         "distance to the nearest deduplicated train attractor centre; higher = more OOD",
+                "fpr95": "ID = train-started, OOD = noise-started",
+                "providers": _providers(lmap),
+            },
+        }
+        out.append(rec)
+    return out
