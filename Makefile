@@ -23,7 +23,8 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) tools/bench_trajectories.py
+	$(PY) tools/bench_trajectories.py --out bench_out
+	$(PY) tools/bench_grouping.py --out bench_out
 
 clean:
 	rm -rf $(VENV) demo_out bench_out .pytest_cache

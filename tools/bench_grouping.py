@@ -54,11 +54,12 @@ def _child(method: str, n: int, k: int, kind: str, eps: float, out: str) -> None
     else:
         from sklearn.cluster import DBSCAN
     x = make_points(n, k, kind)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if method == "numba":
         t0 = time.perf_counter()
         labels = group_points(x[:64], metric="euclidean", threshold=eps)  # cold: JIT or cache load
         cold = time.perf_counter() - t0
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, data and code loading
+    if method == "numba":
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
