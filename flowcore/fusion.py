@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 
 from .bundle import FlowBundle
 from .errors import BundleError
+from .export_utils import rename_value
 
 __all__ = ["fuse", "graph_to_map", "FUSED_INPUT", "FUSED_OUTPUTS"]
 
@@ -95,16 +96,6 @@ def _append_step_outputs(graph: onnx.GraphProto, z_in: str, z_out: str, rank: in
     )
 
 
-def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
-    for vi in graph.input:
-        if vi.name == old:
-            vi.name = new
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-
-
 def fuse(bundle: FlowBundle) -> onnx.ModelProto:
     """Build the fused latent-map graph ``z -> (z_next, step_sq, norm_sq)`` of a bundle.
 
@@ -129,7 +120,7 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
         outputs=["enc_" + bundle.encoder_output],
     )
     graph = merged.graph
-    _rename_input(graph, "dec_" + bundle.decoder_input, FUSED_INPUT)
+    rename_value(graph, "dec_" + bundle.decoder_input, FUSED_INPUT)
     _append_step_outputs(graph, FUSED_INPUT, "enc_" + bundle.encoder_output, 1 + len(bundle.latent_shape),
                          _default_opset(merged))
     graph.name = "flowcore_latent_map"
@@ -156,7 +147,7 @@ def graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: st
         raise BundleError(f"latent map input shape {sin} differs from its output shape {sout}")
     graph = model.graph
     if vin.name != FUSED_INPUT:
-        _rename_input(graph, vin.name, FUSED_INPUT)
+        rename_value(graph, vin.name, FUSED_INPUT)
     out_name = vout.name
     _append_step_outputs(graph, FUSED_INPUT, out_name, 1 + len(sin), _default_opset(model))
     return model, sin

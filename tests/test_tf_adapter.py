@@ -25,7 +25,6 @@ import flowcore  # noqa: E402
 import flowcore_tensorflow as ftf  # noqa: E402
 from flowcore.bundle import FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
-from flowcore_tensorflow._graph import _fix_names  # noqa: E402
 
 from _graphs import affine_graph  # noqa: E402
 from _tf_models import iterate_keras, train_digits_ae  # noqa: E402
@@ -518,14 +517,3 @@ def test_import_has_no_side_effects():
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"
-
-
-# ------------------------------------------------------------- name fix-up
-def test_fix_names_renames_consistently():
-    model = affine_graph(np.eye(3), np.zeros(3), name="g", inp="input:0", out="Identity:0", act="Tanh")
-    _fix_names(model, "z", "x_hat", "decoder")
-    onnx.checker.check_model(model)
-    assert [v.name for v in model.graph.input] == ["z"] and [v.name for v in model.graph.output] == ["x_hat"]
-    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    z = np.ones((2, 3), np.float32)
-    np.testing.assert_allclose(s.run(["x_hat"], {"z": z})[0], np.tanh(z), rtol=1e-6)

@@ -16,7 +16,6 @@ from torch import nn  # noqa: E402
 import flowcore_torch  # noqa: E402
 from flowcore.bundle import MANIFEST, FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
-from flowcore_torch._graph import _fix_names  # noqa: E402
 
 from _graphs import affine_graph  # noqa: E402
 from _models import iterate_torch  # noqa: E402
@@ -312,17 +311,6 @@ def test_tampered_graph_fails_sha256(digits_bundle, tmp_path):
     assert (copy / MANIFEST).is_file()
 
 
-# ------------------------------------------------------------- name fix-up
-def test_fix_names_renames_consistently():
-    model = affine_graph(np.eye(3), np.zeros(3), name="g", inp="input", out="out", act="Tanh")
-    _fix_names(model, "z", "x_hat", "decoder")
-    onnx.checker.check_model(model)
-    assert [v.name for v in model.graph.input] == ["z"] and [v.name for v in model.graph.output] == ["x_hat"]
-    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    z = np.ones((2, 3), np.float32)
-    np.testing.assert_allclose(s.run(["x_hat"], {"z": z})[0], np.tanh(z), rtol=1e-6)
-
-
 # ------------------------------------------------------------------ demo data
 def test_shipped_demo_matches_fixture_split(digits):
     """tools/make_demo_bundle.py and the ``digits`` fixture use one split; the demo bundle loads."""
@@ -330,8 +318,7 @@ def test_shipped_demo_matches_fixture_split(digits):
     from flowcore.io import load_npz  # noqa: PLC0415
 
     bundle_dir, data_file = demo_paths()
-    if not data_file.is_file():
-        pytest.skip("no shipped demo (run tools/make_demo_bundle.py)")
+    assert data_file.is_file(), "the shipped demo is missing: run tools/make_demo_bundle.py"
     arrays = load_npz(data_file)
     assert arrays["x"].dtype == np.float32 and arrays["y"].dtype == np.int64
     np.testing.assert_array_equal(arrays["x"], digits["x_test"])

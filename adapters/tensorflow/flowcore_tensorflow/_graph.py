@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf2onnx
 
 from flowcore.errors import ExportError
+from flowcore.export_utils import set_io_names
 
 __all__ = ["convert_graph", "call_model", "one_line", "select_output", "BATCH_DIM"]
 
@@ -137,50 +138,6 @@ def _quiet_exporter() -> Iterator[_Collect]:
             lg.propagate = propagate
 
 
-def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Rename value ``old`` to ``new`` everywhere in ``graph`` (subgraphs included)."""
-    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if vi.name == old:
-            vi.name = new
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                _rename(attr.g, old, new)
-            for g in attr.graphs:
-                _rename(g, old, new)
-
-
-def _fix_names(model: onnx.ModelProto, input_name: str, output_name: str, what: str) -> None:
-    """Make the single graph input ``input_name`` and the single output ``output_name``."""
-    g = model.graph
-    init = {t.name for t in g.initializer}
-    ins = [v for v in g.input if v.name not in init]
-    if len(ins) != 1 or len(g.output) != 1:
-        raise ExportError(
-            f"the exported {what} has inputs {[v.name for v in ins]} and outputs {[v.name for v in g.output]}; "
-            "expected one of each (a call(x) -> tensor model)"
-        )
-    taken = {n for node in g.node for n in list(node.input) + list(node.output)} | init
-    if ins[0].name != input_name:
-        if input_name in taken:
-            raise ExportError(f"the exported {what} already uses the name {input_name!r} internally")
-        _rename(g, ins[0].name, input_name)
-    out = g.output[0]
-    if out.name == input_name:  # identity graph: the output is the input itself
-        g.node.append(onnx.helper.make_node("Identity", [input_name], [output_name]))
-        out.name = output_name
-    elif out.name != output_name:
-        if output_name in taken:
-            raise ExportError(f"the exported {what} already uses the name {output_name!r} internally")
-        _rename(g, out.name, output_name)
-
-
 def _fix_shapes(model: onnx.ModelProto, out_shape: tuple[int, ...], what: str) -> None:
     """Name axis 0 of the graph input and output ``batch`` (tf2onnx writes a fresh ``unk__N``
     for each) and fill non-batch output dims tf2onnx left unknown (e.g. after a reshape to
@@ -295,7 +252,7 @@ def convert_graph(
             f"the {what} was converted with opset {got}, not the requested {opset}; pick an opset tf2onnx "
             f"{tf2onnx.__version__} supports"
         )
-    _fix_names(model, input_name, output_name, what)
+    set_io_names(model, input_name, output_name, what, "a call(x) -> tensor model")
     _fix_shapes(model, tuple(output_shape), what)
     model.graph.name = what
     return model

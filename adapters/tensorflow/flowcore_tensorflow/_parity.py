@@ -10,42 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from flowcore.bundle import FlowBundle
+from flowcore.export_utils import relative_error
 from flowcore.errors import ExportError
 
 from ._graph import call_model, select_output
 
 __all__ = ["parity", "relative_error"]
-
-
-def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
-    """Relative error max|got - ref| / max(max|ref|, 1e-12) of two arrays.
-
-    Parameters
-    ----------
-    got, ref : array-like of the same shape, any float dtype
-        The tested output (ONNX Runtime) and the reference (TensorFlow).
-
-    Returns
-    -------
-    float
-        0 for identical arrays; lower is better. ``inf`` when the shapes differ or the
-        non-finite entries (NaN, ±Inf) do not sit at the same places with the same values.
-    """
-    got = np.asarray(got, np.float64)
-    ref = np.asarray(ref, np.float64)
-    if got.shape != ref.shape:
-        return float("inf")
-    fin_g, fin_r = np.isfinite(got), np.isfinite(ref)
-    if not np.array_equal(fin_g, fin_r):
-        return float("inf")
-    if not fin_r.all():
-        nf = ~fin_r
-        if not np.array_equal(np.nan_to_num(got[nf]), np.nan_to_num(ref[nf])):  # ±inf must agree
-            return float("inf")
-    if not fin_r.any():
-        return 0.0
-    diff = float(np.max(np.abs(got[fin_r] - ref[fin_r])))
-    return diff / max(float(np.max(np.abs(ref[fin_r]))), 1e-12)
 
 
 def _session(path: Path):

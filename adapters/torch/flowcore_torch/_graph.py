@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from flowcore.errors import ExportError
+from flowcore.export_utils import set_io_names
 
 __all__ = ["export_graph", "one_line", "select_output", "SelectOutput"]
 
@@ -127,50 +128,6 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
-    """Rename value ``old`` to ``new`` everywhere in ``graph`` (subgraphs included)."""
-    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if vi.name == old:
-            vi.name = new
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                _rename(attr.g, old, new)
-            for g in attr.graphs:
-                _rename(g, old, new)
-
-
-def _fix_names(model: onnx.ModelProto, input_name: str, output_name: str, what: str) -> None:
-    """Make the single graph input ``input_name`` and the single output ``output_name``."""
-    g = model.graph
-    init = {t.name for t in g.initializer}
-    ins = [v for v in g.input if v.name not in init]
-    if len(ins) != 1 or len(g.output) != 1:
-        raise ExportError(
-            f"the exported {what} has inputs {[v.name for v in ins]} and outputs {[v.name for v in g.output]}; "
-            "expected one of each (a forward(x) -> tensor module)"
-        )
-    taken = {n for node in g.node for n in list(node.input) + list(node.output)} | init
-    if ins[0].name != input_name:
-        if input_name in taken:
-            raise ExportError(f"the exported {what} already uses the name {input_name!r} internally")
-        _rename(g, ins[0].name, input_name)
-    out = g.output[0]
-    if out.name == input_name:  # identity graph: the output is the input itself
-        g.node.append(onnx.helper.make_node("Identity", [input_name], [output_name]))
-        out.name = output_name
-    elif out.name != output_name:
-        if output_name in taken:
-            raise ExportError(f"the exported {what} already uses the name {output_name!r} internally")
-        _rename(g, out.name, output_name)
-
-
 def _default_opset(model: onnx.ModelProto) -> int | None:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
@@ -237,7 +194,7 @@ def export_graph(
             f"the {what} was exported with opset {got}, not the requested {opset}; pick opset >= 18 "
             "(the torch exporter's native range)"
         )
-    _fix_names(model, input_name, output_name, what)
+    set_io_names(model, input_name, output_name, what, "a forward(x) -> tensor module")
     model.graph.name = what
     return model
 
@@ -259,6 +216,6 @@ def _export_script(module, example, *, input_name: str, output_name: str, opset:
         model = onnx.load_from_string(buf.getvalue())
     except Exception as exc:
         raise ExportError(f"torch.onnx.export(dynamo=False) failed for the TorchScript {what}: {one_line(exc)}") from exc
-    _fix_names(model, input_name, output_name, what)
+    set_io_names(model, input_name, output_name, what, "a forward(x) -> tensor module")
     model.graph.name = what
     return model

@@ -1,0 +1,97 @@
+"""Framework-free helpers shared by the adapters (``flowcore_torch``, ``flowcore_tensorflow``).
+
+For adapter authors: rename graph values, give an exported graph its FlowBundle I/O names, and
+measure ONNX-vs-framework parity. Imports only numpy and onnx.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from .errors import ExportError
+
+__all__ = ["rename_value", "set_io_names", "relative_error"]
+
+
+def rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename value ``old`` to ``new`` everywhere in ``graph`` (inputs, outputs, nodes, subgraphs)."""
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.name == old:
+            vi.name = new
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                rename_value(attr.g, old, new)
+            for g in attr.graphs:
+                rename_value(g, old, new)
+
+
+def set_io_names(model: onnx.ModelProto, input_name: str, output_name: str, what: str,
+                 shape_hint: str = "a model(x) -> tensor") -> None:
+    """Make the single graph input ``input_name`` and the single graph output ``output_name``.
+
+    Raises
+    ------
+    ExportError
+        When the graph does not have exactly one (non-initializer) input and one output, or
+        already uses a wanted name for another value.
+    """
+    g = model.graph
+    init = {t.name for t in g.initializer}
+    ins = [v for v in g.input if v.name not in init]
+    if len(ins) != 1 or len(g.output) != 1:
+        raise ExportError(
+            f"the exported {what} has inputs {[v.name for v in ins]} and outputs {[v.name for v in g.output]}; "
+            f"expected one of each ({shape_hint})"
+        )
+    taken = {n for node in g.node for n in list(node.input) + list(node.output)} | init
+    if ins[0].name != input_name:
+        if input_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {input_name!r} internally")
+        rename_value(g, ins[0].name, input_name)
+    out = g.output[0]
+    if out.name == input_name:  # identity graph: the output is the input itself
+        g.node.append(onnx.helper.make_node("Identity", [input_name], [output_name]))
+        out.name = output_name
+    elif out.name != output_name:
+        if output_name in taken:
+            raise ExportError(f"the exported {what} already uses the name {output_name!r} internally")
+        rename_value(g, out.name, output_name)
+
+
+def relative_error(got, ref) -> float:
+    """Relative error max|got − ref| / max(max|ref|, 1e-12) of two arrays.
+
+    Parameters
+    ----------
+    got, ref : array-like of the same shape, any float dtype
+        The tested output (ONNX Runtime) and the reference (the framework).
+
+    Returns
+    -------
+    float
+        0 for identical arrays; lower is better. ``inf`` when the shapes differ or the
+        non-finite entries (NaN, ±Inf) do not sit at the same places with the same values.
+    """
+    got = np.asarray(got, np.float64)
+    ref = np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        return float("inf")
+    fin_g, fin_r = np.isfinite(got), np.isfinite(ref)
+    if not np.array_equal(fin_g, fin_r):
+        return float("inf")
+    if not fin_r.all():
+        nf = ~fin_r
+        if not np.array_equal(np.nan_to_num(got[nf]), np.nan_to_num(ref[nf])):  # ±inf must agree
+            return float("inf")
+    if not fin_r.any():
+        return 0.0
+    diff = float(np.max(np.abs(got[fin_r] - ref[fin_r])))
+    return diff / max(float(np.max(np.abs(ref[fin_r]))), 1e-12)
