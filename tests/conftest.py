@@ -1,8 +1,8 @@
 """Shared, session-scoped fixtures: the digits data, a trained torch digits AE, its bundle.
 
 torch, scikit-learn and flowcore_torch are imported inside the fixtures (never at module
-level), so the core's tests still collect and run where no framework is installed; a test
-that asks for a torch fixture is skipped there.
+level), so modules that need no framework still collect anywhere; a test that asks for a torch
+fixture fails loudly where torch is missing (it is never skipped).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def digits():
         ``x_train`` (1437, 1, 8, 8) float32, ``x_test`` (360, 1, 8, 8) float32,
         ``y_train`` (1437,) int64, ``y_test`` (360,) int64.
     """
-    pytest.importorskip("sklearn")
+    import sklearn  # noqa: F401, PLC0415  (fail loudly when missing)
     from sklearn.datasets import load_digits  # noqa: PLC0415
 
     d = load_digits()
@@ -45,7 +45,7 @@ def torch_digits_ae(digits):
     (median ~90 steps at tol 1e-6). Do not modify the modules: copy them
     (``copy.deepcopy``) if a test needs to.
     """
-    pytest.importorskip("torch")
+    import torch  # noqa: F401, PLC0415  (fail loudly when missing)
     from _models import train_digits_ae  # noqa: PLC0415
 
     return train_digits_ae(digits["x_train"], k=8, seed=0)

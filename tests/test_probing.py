@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+import sklearn  # noqa: F401  (the analysis extra: a missing one must fail, never skip)
 
 from flowcore.analysis.probing import (  # noqa: E402
     ProbeReport,

@@ -16,7 +16,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO lines; read 
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -26,7 +25,6 @@ import flowcore_tensorflow as ftf  # noqa: E402
 from flowcore.bundle import FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
 
-from _graphs import affine_graph  # noqa: E402
 from _tf_models import iterate_keras, train_digits_ae  # noqa: E402
 
 TIGHT = 1e-5

@@ -5,19 +5,15 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import onnx
+import onnxruntime as ort
 import pytest
-
-torch = pytest.importorskip("torch")
-ort = pytest.importorskip("onnxruntime")
-
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 import flowcore_torch  # noqa: E402
 from flowcore.bundle import MANIFEST, FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
 
-from _graphs import affine_graph  # noqa: E402
 from _models import iterate_torch  # noqa: E402
 
 TIGHT = 1e-5
