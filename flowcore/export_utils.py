@@ -95,3 +95,57 @@ def relative_error(got, ref) -> float:
         return 0.0
     diff = float(np.max(np.abs(got[fin_r] - ref[fin_r])))
     return diff / max(float(np.max(np.abs(ref[fin_r]))), 1e-12)
+
+
+def parity_inputs(example, real, *, seed: int = 0, n_random: int = 7) -> list[tuple[str, np.ndarray]]:
+    """The two parity input sets: ``n_random`` Gaussian inputs with the example's mean and std
+    (seeded), and the real inputs. Returns ``[("random", (n_random, *shape)), ("real", real)]``, float32."""
+    ex = np.asarray(example, np.float64)
+    mean, std = float(ex.mean()), float(ex.std())
+    rand = np.random.default_rng(seed).standard_normal((n_random, *ex.shape[1:])) * (std if std > 0 else 1.0) + mean
+    return [("random", rand.astype(np.float32)), ("real", np.asarray(real, np.float32))]
+
+
+def check_parity(res: dict, which: str, rtol: float, framework: str, hint: str) -> None:
+    """Raise a one-line ExportError when a parity result ``{"n", "encoder", "decoder"}`` exceeds ``rtol``."""
+    for graph in ("encoder", "decoder"):
+        err = res[graph]
+        if not err <= rtol:  # NaN-safe
+            raise ExportError(
+                f"ONNX/{framework} parity failed: the {graph} on {which} inputs (n={res['n']}) has relative error "
+                f"{err:.3g} > rtol {rtol:g}; the graph does not reproduce the {framework} model ({hint})"
+            )
+
+
+def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, source: dict,
+                 preprocessing: str | None = None, notes: str | None = None, check=None):
+    """Write a bundle (graphs named ``x -> z`` and ``z -> x_hat``) in a staging folder beside
+    ``path``, run ``check(bundle)`` there (it raises to refuse), then move it into place.
+
+    A failure leaves nothing at ``path`` (and keeps an old bundle there). Returns the FlowBundle
+    at ``path``. A bundle that does not validate becomes a one-line ExportError.
+    """
+    import dataclasses  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from .bundle import FlowBundle, replace_folder  # noqa: PLC0415
+    from .errors import BundleError  # noqa: PLC0415
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))
+    try:
+        try:
+            bundle = FlowBundle.write(work / "bundle", encoder, decoder, encoder_input="x", encoder_output="z",
+                                      decoder_input="z", decoder_output="x_hat", source=source,
+                                      preprocessing=preprocessing, notes=notes)
+        except BundleError as exc:
+            raise ExportError(f"the exported graphs do not form a valid FlowBundle: {exc}") from exc
+        if check is not None:
+            check(bundle)
+        replace_folder(work / "bundle", path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dataclasses.replace(bundle, path=path)

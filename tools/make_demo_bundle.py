@@ -69,7 +69,7 @@ def train(torch, x_train: np.ndarray, *, seed: int, epochs: int, batch_size: int
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return enc.eval(), dec.eval()
+    return enc.train(False), dec.train(False)  # inference mode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tf2onnx
 
-from flowcore.bundle import FlowBundle, check_target, replace_folder
-from flowcore.errors import BundleError, ExportError
+from flowcore.bundle import FlowBundle, check_target
+from flowcore.export_utils import check_parity, parity_inputs, write_staged
+from flowcore.errors import ExportError
 
 from ._graph import call_model, convert_graph, one_line, select_output
 from ._parity import as_array, parity
@@ -24,18 +21,6 @@ __all__ = ["export", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
 
 EXPORTER = "tf2onnx.convert.from_function"
 INPUT_NAME, LATENT_NAME, OUTPUT_NAME = "x", "z", "x_hat"
-_N_RANDOM = 7
-
-
-def _fail_parity(res: dict[str, Any], which: str, rtol: float) -> None:
-    for graph in ("encoder", "decoder"):
-        err = res[graph]
-        if not err <= rtol:  # NaN-safe
-            raise ExportError(
-                f"ONNX/TensorFlow parity failed: the {graph} on {which} inputs (n={res['n']}) has relative error "
-                f"{err:.3g} > rtol {rtol:g}; the graph does not reproduce the TensorFlow model (Python-side state "
-                "frozen at trace time, or a layer that behaves differently inside tf.function?)"
-            )
 
 
 def _eager(model: Callable[..., Any], x: Any, what: str) -> Any:
@@ -194,36 +179,19 @@ def export(
     }
     if key is not None:
         source["encoder_output"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))
-    try:
-        staged = work / "bundle"
-        try:
-            bundle = FlowBundle.write(
-                staged, enc_proto, dec_proto,
-                encoder_input=INPUT_NAME, encoder_output=LATENT_NAME,
-                decoder_input=LATENT_NAME, decoder_output=OUTPUT_NAME,
-                source=source, preprocessing=preprocessing, notes=notes,
-            )
-        except BundleError as exc:
-            raise ExportError(f"the exported graphs do not form a valid FlowBundle: {exc}") from exc
-        if check:
-            xr = x.astype(np.float64)
-            mean, std = float(xr.mean()), float(xr.std())
-            rng = np.random.default_rng(seed)
-            rand = rng.standard_normal((_N_RANDOM, *x.shape[1:])) * (std if std > 0 else 1.0) + mean
-            for which, inputs in (("random", rand.astype(np.float32)), ("real", real)):
-                try:
-                    res = parity(bundle, encoder, decoder, inputs, encoder_output=key)
-                except ExportError:
-                    raise
-                except Exception as exc:  # e.g. a model that only accepts the example's batch size
-                    raise ExportError(
-                        f"the parity check on {which} inputs (batch {len(inputs)}) failed: {one_line(exc)}; "
-                        "the models must accept any batch size"
-                    ) from exc
-                _fail_parity(res, which, rtol)
-        replace_folder(staged, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return dataclasses.replace(bundle, path=path)
+    def check_fn(bundle: FlowBundle) -> None:
+        for which, inputs in parity_inputs(x, real, seed=seed):
+            try:
+                res = parity(bundle, encoder, decoder, inputs, encoder_output=key)
+            except ExportError:
+                raise
+            except Exception as exc:  # e.g. a model that only accepts the example's batch size
+                raise ExportError(
+                    f"the parity check on {which} inputs (batch {len(inputs)}) failed: {one_line(exc)}; "
+                    "the models must accept any batch size"
+                ) from exc
+            check_parity(res, which, rtol, "TensorFlow",
+                         "Python-side state frozen at trace time, or a layer that behaves differently inside tf.function?")
+
+    return write_staged(path, enc_proto, dec_proto, source=source, preprocessing=preprocessing, notes=notes,
+                        check=check_fn if check else None)

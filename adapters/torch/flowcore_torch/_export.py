@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from flowcore.bundle import FlowBundle, check_target, replace_folder
-from flowcore.errors import BundleError, ExportError
+from flowcore.bundle import FlowBundle, check_target
+from flowcore.export_utils import check_parity, parity_inputs, write_staged
+from flowcore.errors import ExportError
 
 from ._graph import SelectOutput, _is_script, export_graph, one_line, select_output
 from ._parity import _device, eval_mode, parity
@@ -23,7 +21,6 @@ __all__ = ["export", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
 INPUT_NAME, LATENT_NAME, OUTPUT_NAME = "x", "z", "x_hat"
-_N_RANDOM = 7
 
 
 def _as_tensor(a: Any, what: str) -> torch.Tensor:
@@ -44,17 +41,6 @@ def _call(module: nn.Module, arg: torch.Tensor, what: str, on: str):
         return module(arg)
     except Exception as exc:
         raise ExportError(f"the {what} fails on {on} of shape {tuple(arg.shape)}: {one_line(exc)}") from exc
-
-
-def _fail_parity(res: dict[str, Any], which: str, rtol: float) -> None:
-    for graph in ("encoder", "decoder"):
-        err = res[graph]
-        if not err <= rtol:  # NaN-safe
-            raise ExportError(
-                f"ONNX/torch parity failed: the {graph} on {which} inputs (n={res['n']}) has relative error "
-                f"{err:.3g} > rtol {rtol:g}; the graph does not reproduce the torch model (Python-side state "
-                "or data-dependent control flow frozen at export?)"
-            )
 
 
 def export(
@@ -178,27 +164,10 @@ def export(
     source = {"framework": "torch", "version": torch.__version__, "exporter": exporter, "opset": int(opset)}
     if key is not None:
         source["encoder_output"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))
-    try:
-        staged = work / "bundle"
-        try:
-            bundle = FlowBundle.write(
-                staged, enc_proto, dec_proto,
-                encoder_input=INPUT_NAME, encoder_output=LATENT_NAME,
-                decoder_input=LATENT_NAME, decoder_output=OUTPUT_NAME,
-                source=source, preprocessing=preprocessing, notes=notes,
-            )
-        except BundleError as exc:
-            raise ExportError(f"the exported graphs do not form a valid FlowBundle: {exc}") from exc
-        if check:
-            xr = x.detach().cpu().numpy().astype(np.float64)
-            mean, std = float(xr.mean()), float(xr.std())
-            rng = np.random.default_rng(seed)
-            rand = (rng.standard_normal((_N_RANDOM, *x.shape[1:])) * (std if std > 0 else 1.0) + mean)
-            for which, inputs in (("random", rand.astype(np.float32)), ("real", real.cpu().numpy())):
-                _fail_parity(parity(bundle, encoder, decoder, inputs, encoder_output=key), which, rtol)
-        replace_folder(staged, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return dataclasses.replace(bundle, path=path)
+    def check_fn(bundle: FlowBundle) -> None:
+        for which, inputs in parity_inputs(x.detach().cpu().numpy(), real.cpu().numpy(), seed=seed):
+            check_parity(parity(bundle, encoder, decoder, inputs, encoder_output=key), which, rtol, "torch",
+                         "Python-side state or data-dependent control flow frozen at export?")
+
+    return write_staged(path, enc_proto, dec_proto, source=source, preprocessing=preprocessing, notes=notes,
+                        check=check_fn if check else None)
