@@ -15,7 +15,8 @@ reference attractor d_t = min_a ‖z_t − a‖ along the trajectory, t = 0 … 
 ``dist_mean``        mean_t d_t — the paper's OOD score (z_0 included, run to the stop);
 ``dist_min``, ``dist_max``, ``dist_start`` (d_0), ``dist_final`` (d_T).
 
-Higher distance = farther from the learned modes = more out-of-distribution.
+Higher distance = farther from the learned modes = more out-of-distribution. A diverged state
+(NaN/Inf) is infinitely far: its distance is ``inf``, never NaN.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class FeatureRecorder:
     def finish(self, z0: np.ndarray, final: np.ndarray, steps: np.ndarray, last_step_sq: np.ndarray) -> dict[str, np.ndarray]:
         """All features as a dict of (N,) float64 arrays."""
         n = len(steps)
-        f0 = z0.reshape(n, -1).astype(np.float64)
-        ff = final.reshape(n, -1).astype(np.float64)
+        k = int(np.prod(z0.shape[1:], dtype=np.int64))
+        f0 = z0.reshape(n, k).astype(np.float64)
+        ff = final.reshape(n, k).astype(np.float64)
         out = {
             "steps": steps.astype(np.float64),
             "path_length": self.path_length.copy(),
@@ -137,6 +139,7 @@ def features_from_paths(path: np.ndarray, path_steps: np.ndarray, reference: np.
         out["latent_norm"][i] = np.linalg.norm(zs[0])
         if ref is not None:
             d = np.sqrt(((zs[:, None, :] - ref[None]) ** 2).sum(-1)).min(1)
+            d = np.where(np.isnan(d), np.inf, d)  # a NaN state is infinitely far, as in the kernel
             out["dist_mean"][i], out["dist_min"][i], out["dist_max"][i] = d.mean(), d.min(), d.max()
             out["dist_start"][i], out["dist_final"][i] = d[0], d[-1]
     return out

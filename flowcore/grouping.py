@@ -39,8 +39,11 @@ def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: 
     if metric == "cosine":
         if not (-1.0 <= threshold < 1.0):
             raise DataError(f"cosine threshold must be in [-1, 1), got {threshold}")
-        norms = np.sqrt(np.einsum("ij,ij->i", points, points, dtype=np.float64))[:, None].astype(points.dtype)
-        unit = np.divide(points, norms, out=np.zeros_like(points), where=norms > 0)
+        # scale rows by their largest |entry| first: no overflow/underflow of the squared norm
+        big = np.abs(points).max(axis=1, initial=0.0)[:, None].astype(np.float64)
+        scaled = np.divide(points, big, out=np.zeros(points.shape), where=big > 0)
+        norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled))[:, None]
+        unit = np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0).astype(points.dtype)
         return unit, 2.0 * (1.0 - float(threshold)), True
     if metric == "euclidean":
         if not (threshold >= 0):
@@ -92,27 +95,36 @@ def _first_appearance(raw: np.ndarray) -> np.ndarray:
     return order[inv].astype(np.int64)
 
 
-def _projection(w: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """Coordinates (N,) float64 along a unit direction of large spread (3 power iterations).
+def _projection(w: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coordinates (N,) float64 along a unit direction of large spread, and an error bound.
 
     Any unit direction keeps the grouping exact (|u·a − u·b| ≤ ‖a − b‖); a direction of large
-    spread makes the windows the kernel scans narrow.
+    spread (3 power iterations on a sample) makes the windows the kernel scans narrow. The
+    projection is taken in float64 about the sample mean; the returned bound covers its rounding.
     """
+    n, k = w.shape
     pts = w[~skip] if skip.any() else w
-    if len(pts) == 0:
-        return np.zeros(len(w))
+    if len(pts) == 0 or k == 0:
+        return np.zeros(n), 0.0
     sample = pts[:: max(1, len(pts) // 4096)].astype(np.float64)
-    sample -= sample.mean(axis=0)
+    mean = sample.mean(axis=0)
+    sample -= mean
     u = sample.var(axis=0)
     u = np.where(u == u.max(), 1.0, 0.0) if u.max() > 0 else np.ones_like(u)
     for _ in range(3):
         u = sample.T @ (sample @ u)
         nrm = np.linalg.norm(u)
         if nrm == 0:
-            u = np.ones(w.shape[1])
+            u = np.ones(k)
             nrm = np.linalg.norm(u)
         u = u / nrm
-    return w @ u.astype(w.dtype) if w.dtype == np.float64 else (w @ u.astype(np.float32)).astype(np.float64)
+    proj = np.empty(n)
+    radius = 0.0
+    for s in range(0, n, 65536):
+        c = w[s : s + 65536].astype(np.float64) - mean
+        proj[s : s + 65536] = c @ u
+        radius = max(radius, float(np.sqrt(np.einsum("ij,ij->i", c, c).max())))
+    return proj, 8.0 * (k + 2) * np.finfo(np.float64).eps * (radius + float(np.abs(mean).max()))
 
 
 def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, relative: bool = False) -> np.ndarray:
@@ -144,9 +156,9 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
     leaders = np.empty(n, np.int64)
     lead_proj = np.empty(n, np.float64)
     lead_ids = np.empty(n, np.int64)
-    proj = _projection(w, zero)
-    # window half-width along the projection, with slack for float rounding of the projections
-    r = float(np.sqrt(r2)) * (1 + 1e-6) + 1e-9 * (1.0 + float(np.abs(proj).max(initial=0.0)))
+    proj, err = _projection(w, zero)
+    # window half-width along the projection, with slack for the projections' float64 rounding
+    r = float(np.sqrt(r2)) * (1 + 1e-12) + 2.0 * err
     n_lead = leader_pass(w, proj, r, r2, strict, zero, leader_of, leaders, lead_proj, lead_ids)
     parent = np.empty(n_lead, np.int64)
     merge_leaders(w, r, r2, strict, leaders, n_lead, leader_of, parent, lead_proj, lead_ids)

@@ -82,8 +82,11 @@ def jacobians(lmap, points: Any, *, h: float = 1e-3, relative: bool = True, max_
         batch = np.concatenate([plus, minus], axis=1).reshape(-1, k).astype(np.float32)
         f = lmap(batch.reshape(len(batch), *lmap.latent_shape), batch_size=len(batch)).reshape(len(p), 2 * k, k)
         f = f.astype(np.float64)
-        # f[:, j] = f(p + h e_j); column j of J is (f(p + h e_j) − f(p − h e_j)) / 2h
-        out[s : s + per] = np.transpose((f[:, :k] - f[:, k:]) / (2.0 * hh[:, None, None]), (0, 2, 1))
+        # the step actually taken, after rounding the perturbed points to float32: (c, k)
+        b3 = batch.reshape(len(p), 2 * k, k).astype(np.float64)
+        taken = np.einsum("cjj->cj", b3[:, :k]) - np.einsum("cjj->cj", b3[:, k:])
+        # f[:, j] = f(p + h e_j); column j of J is (f(p + h e_j) − f(p − h e_j)) / (actual 2h)
+        out[s : s + per] = np.transpose((f[:, :k] - f[:, k:]) / taken[:, :, None], (0, 2, 1))
     return out
 
 

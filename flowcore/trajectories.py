@@ -198,6 +198,8 @@ def iterate(
         raise DataError(f"max_steps must be >= 1, got {max_steps}")
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    if not (norm_limit > 0):
+        raise DataError(f"norm_limit must be > 0, got {norm_limit}")
     if record_every is not None and int(record_every) < 1:
         raise DataError(f"record_every must be >= 1, got {record_every}")
     z0 = lmap.check_latents(z0, "starts")
@@ -297,6 +299,8 @@ def iterate(
 
 
 def _assemble_path(rec, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if not rec:
+        return np.empty((n, 0, *shape), np.float32), np.empty((n, 0), np.int32)
     rows = np.concatenate([r[0] for r in rec])
     st = np.concatenate([r[1] for r in rec])
     zs = np.concatenate([r[2] for r in rec])

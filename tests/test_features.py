@@ -40,3 +40,15 @@ def test_features_without_reference_and_save(lmap, tmp_path):
     for name, v in tr.features.items():
         np.testing.assert_array_equal(back.features[name], v)
     np.testing.assert_array_equal(back.starts, z0)
+
+
+def test_diverged_rows_are_infinitely_far(tmp_path):
+    from _graphs import nan_map
+
+    lm = LatentMap(FlowBundle.write(tmp_path / "nan", *nan_map(2)), providers="cpu")
+    ref = np.zeros((1, 2), np.float32)
+    tr = iterate(lm, np.zeros((3, 2), np.float32), reference=ref, record_every=1)
+    expect = features_from_paths(tr.path, tr.path_steps, ref)
+    for name in DISTANCE_FEATURES:
+        np.testing.assert_array_equal(tr.features[name], expect[name], err_msg=name)
+    assert np.isinf(tr.features["dist_mean"]).all() and np.isfinite(tr.features["dist_min"]).all()

@@ -92,3 +92,18 @@ def test_python_mode_matches_jit():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 4)) * 0.2 + rng.integers(0, 5, size=(300, 1))
     assert proc.stdout.split() == list(map(str, group_points(x, metric="euclidean", threshold=0.4)))
+
+
+def test_exact_far_from_origin_float32():
+    """Leaders 2.8 eps apart far from the origin: the projection window must still pair them."""
+    x = np.array([[-27286.092, -96205.35], [-27286.1, -96205.375], [-27286.094, -96205.36], [-27286.098, -96205.37]],
+                 np.float32)
+    ref = DBSCAN(eps=0.0089, min_samples=1).fit_predict(x.astype(np.float64))
+    assert adjusted_rand_score(group_points(x, metric="euclidean", threshold=0.0089), ref) == 1.0
+
+
+def test_cosine_huge_and_tiny_norms():
+    for scale in (1e200, 1e-200):
+        x = np.array([[scale, 0.0], [0.0, scale], [1.0, 0.0]])
+        assert group_points(x).tolist() == [0, 1, 0]
+        assert group_points_ref(x).tolist() == [0, 1, 0]

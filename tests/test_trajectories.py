@@ -160,3 +160,12 @@ def test_kernels_in_python_mode_match(tmp_path):
     np.testing.assert_array_equal(got["steps"], tr.steps)
     np.testing.assert_array_equal(np.array(got["final"], np.float32), tr.final)
     np.testing.assert_allclose(got["dist_mean"], tr.features["dist_mean"], rtol=1e-12)
+
+
+def test_empty_starts_with_paths_and_features(tmp_path):
+    lmap = _map(tmp_path, contraction_to(np.zeros(2), 0.5))
+    tr = iterate(lmap, np.zeros((0, 2)), record_every=2, reference=np.zeros((1, 2)))
+    assert tr.path.shape == (0, 0, 2) and tr.path_steps.shape == (0, 0)
+    assert all(len(v) == 0 for v in tr.features.values())
+    with pytest.raises(DataError, match="norm_limit"):
+        iterate(lmap, np.ones((1, 2)), norm_limit=-1)

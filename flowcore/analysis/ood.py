@@ -287,8 +287,8 @@ class OODDetector:
                     "bundle_path": str(Path(self._lmap().bundle.path).resolve()), "bank": self.bank_info_,
                     "n_fit": self.n_fit_, "score_direction": "higher = more OOD"}
             atomic_write_json(tmp / "detector.json", meta)
-            files = ["detector.json", "arrays.npz"] + ([f"bundle/{p.name}" for p in sorted((tmp / "bundle").iterdir())]
-                                                       if copy_bundle else [])
+            files = ["detector.json", "arrays.npz"] + ([p.relative_to(tmp).as_posix() for p in sorted((tmp / "bundle").rglob("*"))
+                                                        if p.is_file()] if copy_bundle else [])
             atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
             replace_folder(tmp, path)
         except BaseException:
@@ -316,11 +316,16 @@ class OODDetector:
         for required in ("detector.json", "arrays.npz"):
             if required not in sums:
                 raise BadInputError(f"{path}/checksums.json does not cover {required}")
-        meta = json.loads((path / "detector.json").read_text())
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        try:
+            meta = json.loads((path / "detector.json").read_text())
+        except ValueError as exc:
+            raise BadInputError(f"{path}/detector.json is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
             raise BadInputError(f"{path}/detector.json is not a version-{FORMAT_VERSION} flowcore detector")
         if bundle is None:
             if meta.get("bundle_dir"):
+                if Path(meta["bundle_dir"]).is_absolute() or ".." in Path(meta["bundle_dir"]).parts:
+                    raise BadInputError(f"{path}/detector.json names a bundle outside the detector folder")
                 bundle = path / meta["bundle_dir"]
             else:
                 bundle = meta["bundle_path"]
