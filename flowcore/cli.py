@@ -99,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test inputs for --bundle")
     _common(p)
 
+    from .cli_analysis import add_parsers as add_analysis  # noqa: PLC0415
     from .cli_export import add_parser as add_export  # noqa: PLC0415
     from .cli_ood import add_parsers  # noqa: PLC0415
 
     add_parsers(sub, _common)
     add_export(sub, _common)
+    add_analysis(sub, _common)
 
     p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts")
     p.add_argument("--json", action="store_true")
@@ -286,6 +288,12 @@ def _cmd_doctor(args, out) -> int:
     return EXIT_OK if report.get("ok") else EXIT_RUNTIME
 
 
+def _cmd_analysis(args, out) -> int:
+    from .cli_analysis import COMMANDS  # noqa: PLC0415
+
+    return COMMANDS[args.command](args, out, _emit)
+
+
 def _cmd_export(args, out) -> int:
     from .cli_export import run  # noqa: PLC0415
 
@@ -298,7 +306,8 @@ def _cmd_ood(args, out) -> int:
     return run(args, out, _emit)
 
 
-_COMMANDS = {"export": _cmd_export, "ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
+_COMMANDS = {"memorization": _cmd_analysis, "dynamics": _cmd_analysis, "probe": _cmd_analysis,
+             "field": _cmd_analysis, "export": _cmd_export, "ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
              "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 

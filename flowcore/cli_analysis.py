@@ -1,0 +1,201 @@
+"""``flowcore memorization | dynamics | probe | field`` — the paper's analyses on the command line.
+
+Each writes JSON + CSV (and PNG figures, with the ``analysis`` extra) into ``--out``; the
+summary goes to stdout (``--json`` for machine-readable). Needs scikit-learn for probing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BadInputError
+from .io import atomic_write_json, atomic_write_text, load_array
+
+__all__ = ["add_parsers", "COMMANDS"]
+
+
+def _traj(p) -> None:
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_parsers(sub, common) -> None:
+    """Add the analysis commands to the subparsers ``sub``."""
+    p = sub.add_parser("memorization", help="memorization coefficient of the decoded attractors, with null levels")
+    p.add_argument("bundle")
+    p.add_argument("--train", required=True, help="training inputs (N, *input_shape)")
+    p.add_argument("--test", required=True, help="test inputs")
+    p.add_argument("--starts", default="train", choices=["train", "test", "noise"], help="start set (default train)")
+    p.add_argument("--n-starts", type=int, default=None, help="subsample the start set")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    p.add_argument("--threshold", type=float, default=0.99)
+    p.add_argument("--reduce", default="max", choices=["max", "min"], help="max: nearest train image (default); min: the paper's literal formula")
+    p.add_argument("--uncentred", action="store_true", help="rank at 90 %% without centring")
+    p.add_argument("--out", required=True)
+    _traj(p)
+    common(p)
+
+    p = sub.add_parser("dynamics", help="metrics per training checkpoint (bundles in order)")
+    p.add_argument("checkpoints", nargs="+", help="bundle folders, oldest first")
+    p.add_argument("--train", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--n-starts", type=int, default=1000, help="starts per set: train, test, N(0, I) (default 1000)")
+    p.add_argument("--out", required=True)
+    _traj(p)
+    common(p)
+
+    p = sub.add_parser("probe", help="data-free probing: OMP on noise attractors vs orthobasis vs PCA")
+    p.add_argument("bundle")
+    p.add_argument("--heldout", required=True, help="held-out inputs to reconstruct")
+    p.add_argument("--train", required=True, help="training inputs (for the PCA baseline)")
+    p.add_argument("--atoms", default=None, help="comma-separated atom counts (default 1, 2, 4, … up to k)")
+    p.add_argument("--n-noise", type=int, default=None, help="noise starts (default: the latent dimension)")
+    p.add_argument("--out", required=True)
+    _traj(p)
+    common(p)
+
+    p = sub.add_parser("field", help="the latent vector field V(z) = f(z) - z on a 2-D grid")
+    p.add_argument("bundle")
+    p.add_argument("--data", default=None, help="inputs whose latents define the plane (top-2 PCA) when k > 2")
+    p.add_argument("--lim", type=float, default=8.0, help="grid half-width in plane coordinates (default 8)")
+    p.add_argument("--n", type=int, default=48, help="grid points per axis (default 48)")
+    p.add_argument("--out", required=True)
+    common(p)
+
+
+def _map(args, bundle=None):
+    from .runtime import LatentMap  # noqa: PLC0415
+
+    return LatentMap(bundle or args.bundle, providers=args.device, intra_op_num_threads=args.threads)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _cmd_memorization(args, out, emit) -> int:
+    from .analysis.memorization import memorization_report  # noqa: PLC0415
+
+    lmap = _map(args)
+    rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
+                              n_starts=args.n_starts, tol=args.tol, max_steps=args.max_steps, metric=args.metric,
+                              threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed)
+    rep.save(args.out)
+    rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
+             "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
+    atomic_write_text(Path(args.out) / "memorization.csv", _csv(rows))
+    s = rep.to_json()
+    nt, nn = s["null_test"], s["null_noise"]
+    emit(out, s, args.json,
+         f"memorization ({args.reduce} cosine to the nearest training image) {s['mem_mean']:.3f} ± {s['mem_std']:.3f} "
+         f"over {s['n_attractors']} attractors from {s['n_starts']} {args.starts} starts; null levels: test "
+         f"{nt['mean']:.3f} ± {nt['std']:.3f}, noise {nn['mean']:.3f} ± {nn['std']:.3f}\n"
+         f"rank at 90 % variance {s['rank']}; test reconstruction MSE {s['test_mse']:.5g}; median steps "
+         f"{s['median_steps']}\nwritten {args.out}")
+    return 0
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict) and k != "settings":
+            for kk, vv in v.items():
+                if not isinstance(vv, (dict, list)):
+                    flat[f"{k}_{kk}"] = vv
+        elif not isinstance(v, (dict, list)):
+            flat[k] = v
+    return flat
+
+
+def _cmd_dynamics(args, out, emit) -> int:
+    from .analysis.dynamics import checkpoint_metrics  # noqa: PLC0415
+
+    for c in args.checkpoints:
+        if not Path(c).is_dir():
+            raise BadInputError(f"no bundle folder at {c}")
+    rows = checkpoint_metrics(list(args.checkpoints), load_array(args.train), load_array(args.test),
+                              n_starts=args.n_starts, seed=args.seed, tol=args.tol, max_steps=args.max_steps,
+                              providers=args.device, names=list(args.checkpoints))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out) / "dynamics.json", rows)
+    flat = [_flatten(r) for r in rows]
+    atomic_write_text(Path(args.out) / "dynamics.csv", _csv(flat))
+    lines = [f"{len(rows)} checkpoints; per checkpoint: mem, test MSE, distinct fractions (train/test/noise), "
+             "Chamfer(noise, train), FPR95 ID+/OOD+ (noise vs train trajectories)"]
+    for r in flat:
+        lines.append("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                                      if k in ("checkpoint", "mem_mean", "test_mse", "distinct_fraction_train",
+                                               "distinct_fraction_test", "distinct_fraction_noise",
+                                               "chamfer_noise_train", "fpr95_id_positive", "fpr95_ood_positive")))
+    emit(out, {"checkpoints": rows}, args.json, "\n".join(lines) + f"\nwritten {args.out}")
+    return 0
+
+
+def _cmd_probe(args, out, emit) -> int:
+    from .analysis.probing import probe  # noqa: PLC0415
+
+    atoms = None
+    if args.atoms:
+        try:
+            atoms = tuple(int(a) for a in args.atoms.split(","))
+        except ValueError:
+            raise BadInputError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
+    rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,
+                n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps)
+    rep.save(args.out)
+    rows = [{"basis": b, "atoms": int(a), "effective_atoms": int(rep.effective_atoms[b][i]),
+             "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
+            for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
+    atomic_write_text(Path(args.out) / "probe.csv", _csv(rows))
+    lines = [f"OMP probing of {rep.settings.get('n_heldout')} held-out inputs; input-space MSE per atom count "
+             f"(reference D(E(x)): {rep.reference_mse_input:.5g})"]
+    for b in rep.mse_input:
+        lines.append(f"  {b:10s} " + "  ".join(f"{int(a)}:{m:.4g}" for a, m in zip(rep.atoms, rep.mse_input[b])))
+    emit(out, rep.to_json(), args.json, "\n".join(lines) + f"\nwritten {args.out}")
+    return 0
+
+
+def _cmd_field(args, out, emit) -> int:
+    from .field import field_grid  # noqa: PLC0415
+
+    lmap = _map(args)
+    k = lmap.latent_dim
+    origin = basis = None
+    if k > 2:
+        if args.data is None:
+            raise BadInputError(f"the latent dimension is {k}: pass --data so the plane is the top-2 PCA plane of its latents")
+        z = lmap.encode(load_array(args.data)).reshape(-1, k).astype(np.float64)
+        origin = z.mean(0)
+        _, _, vt = np.linalg.svd(z - origin, full_matrices=False)
+        basis = vt[:2]
+    grid = field_grid(lmap, xlim=(-args.lim, args.lim), ylim=(-args.lim, args.lim), n=args.n, origin=origin, basis=basis)
+    gx, gy = np.meshgrid(grid.xs, grid.ys)
+    rows = [{"x": float(a), "y": float(b), "u": float(u), "v": float(v), "speed": float(sp)}
+            for a, b, u, v, sp in zip(gx.ravel(), gy.ravel(), grid.u.ravel(), grid.v.ravel(), grid.speed.ravel())]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out) / "field.csv", _csv(rows))
+    summary = {"latent_dim": k, "plane": "latent plane" if k == 2 else "top-2 PCA plane of the data latents",
+               "n": args.n, "lim": args.lim, "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
+               "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
+    atomic_write_json(Path(args.out) / "field.json", summary)
+    emit(out, summary, args.json,
+         f"field on a {args.n}×{args.n} grid of the {summary['plane']}, |V| from {summary['speed_min']:.3g} to "
+         f"{summary['speed_max']:.3g}\nwritten {args.out}")
+    return 0
+
+
+COMMANDS = {"memorization": _cmd_memorization, "dynamics": _cmd_dynamics, "probe": _cmd_probe, "field": _cmd_field}

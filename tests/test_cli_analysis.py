@@ -1,0 +1,65 @@
+"""``flowcore memorization | dynamics | probe | field`` write their results and summaries."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from flowcore.bundle import FlowBundle
+from flowcore.cli import main
+from flowcore.io import save_npz
+
+from _graphs import two_attractors
+
+
+@pytest.fixture(scope="module")
+def data(digits, tmp_path_factory):
+    root = tmp_path_factory.mktemp("an")
+    save_npz(root / "train.npz", x=digits["x_train"][:600])
+    save_npz(root / "test.npz", x=digits["x_test"][:120])
+    return root
+
+
+def _rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_memorization_and_probe(digits_bundle, data, tmp_path, capsys):
+    b = str(digits_bundle.path)
+    assert main(["memorization", b, "--train", str(data / "train.npz"), "--test", str(data / "test.npz"),
+                 "--out", str(tmp_path / "mem"), "--json", "--quiet"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["n_attractors"] == len(_rows(tmp_path / "mem" / "memorization.csv")) >= 1
+    assert 0 < s["null_noise"]["mean"] < s["null_test"]["mean"] <= 1
+    assert main(["probe", b, "--heldout", str(data / "test.npz"), "--train", str(data / "train.npz"),
+                 "--atoms", "1,4,8", "--out", str(tmp_path / "probe"), "--quiet"]) == 0
+    rows = _rows(tmp_path / "probe" / "probe.csv")
+    assert {r["basis"] for r in rows} == {"noise", "orthobasis", "pca"} and len(rows) == 9
+    full = [float(r["mse_latent"]) for r in rows if r["basis"] == "pca" and r["atoms"] == "8"]
+    assert full[0] == pytest.approx(0.0, abs=1e-6)  # all k = 8 PCA components reconstruct latents exactly
+
+
+def test_dynamics_two_checkpoints(digits_bundle, data, tmp_path, capsys):
+    b = str(digits_bundle.path)
+    assert main(["dynamics", b, b, "--train", str(data / "train.npz"), "--test", str(data / "test.npz"),
+                 "--n-starts", "150", "--out", str(tmp_path / "dyn"), "--quiet"]) == 0
+    rows = _rows(tmp_path / "dyn" / "dynamics.csv")
+    assert len(rows) == 2 and rows[0]["mem_mean"] == rows[1]["mem_mean"]
+    assert 0 <= float(rows[0]["fpr95_id_positive"]) <= 1 and 0 < float(rows[0]["distinct_fraction_noise"]) <= 1
+    assert len(json.loads((tmp_path / "dyn" / "dynamics.json").read_text())) == 2
+
+
+def test_field_2d_and_errors(tmp_path, capsys):
+    bundle = FlowBundle.write(tmp_path / "m", *two_attractors(np.array([2.0, 1.0]), np.array([-1.0, -3.0]),
+                                                              np.array([1.0, 0.0])))
+    assert main(["field", str(bundle.path), "--n", "9", "--lim", "4", "--out", str(tmp_path / "f"), "--quiet"]) == 0
+    rows = _rows(tmp_path / "f" / "field.csv")
+    assert len(rows) == 81
+    r = next(r for r in rows if float(r["x"]) == 2.0 and float(r["y"]) == 1.0)  # the attractor: V = 0
+    assert abs(float(r["u"])) < 1e-6 and abs(float(r["v"])) < 1e-6
+    capsys.readouterr()
+    code = main(["dynamics", str(tmp_path / "nope"), "--train", "a.npz", "--test", "b.npz", "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert code == 3 and err.startswith("error:") and len(err.strip().splitlines()) == 1
