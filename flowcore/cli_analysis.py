@@ -38,6 +38,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--reduce", default="max", choices=["max", "min"], help="max: nearest train image (default); min: the paper's literal formula")
     p.add_argument("--uncentred", action="store_true", help="rank at 90 %% without centring")
     p.add_argument("--out", required=True)
+    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
     _traj(p)
     common(p)
 
@@ -47,6 +48,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--test", required=True)
     p.add_argument("--n-starts", type=int, default=1000, help="starts per set: train, test, N(0, I) (default 1000)")
     p.add_argument("--out", required=True)
+    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
     _traj(p)
     common(p)
 
@@ -57,6 +59,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--atoms", default=None, help="comma-separated atom counts (default 1, 2, 4, … up to k)")
     p.add_argument("--n-noise", type=int, default=None, help="noise starts (default: the latent dimension)")
     p.add_argument("--out", required=True)
+    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
     _traj(p)
     common(p)
 
@@ -66,6 +69,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--lim", type=float, default=8.0, help="grid half-width in plane coordinates (default 8)")
     p.add_argument("--n", type=int, default=48, help="grid points per axis (default 48)")
     p.add_argument("--out", required=True)
+    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
     common(p)
 
 
@@ -98,6 +102,16 @@ def _cmd_memorization(args, out, emit) -> int:
     rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
              "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
     atomic_write_text(Path(args.out) / "memorization.csv", _csv(rows))
+    if not args.no_figures and rep.n_attractors:
+        from .plots import decoded_grid, save_figure  # noqa: PLC0415
+
+        x_train = load_array(args.train)
+        shape = lmap.input_shape
+        top = np.argsort(-rep.counts)[:16]
+        png, text = decoded_grid(rep.decoded[top].reshape(len(top), *shape),
+                                 x_train[rep.nearest_index[top]].reshape(len(top), *shape), rep.mem[top],
+                                 title="decoded attractors (largest basins) beside their nearest training image")
+        save_figure(png, text, args.out, "decoded_attractors")
     s = rep.to_json()
     nt, nn = s["null_test"], s["null_noise"]
     emit(out, s, args.json,
@@ -134,6 +148,19 @@ def _cmd_dynamics(args, out, emit) -> int:
     atomic_write_json(Path(args.out) / "dynamics.json", rows)
     flat = [_flatten(r) for r in rows]
     atomic_write_text(Path(args.out) / "dynamics.csv", _csv(flat))
+    if not args.no_figures:
+        from .plots import curves, save_figure  # noqa: PLC0415
+
+        idx = np.arange(1, len(flat) + 1, dtype=np.float64)
+        get = lambda key: np.array([float(r.get(key, np.nan)) for r in flat])  # noqa: E731
+        png, text = curves(idx, {"memorization": get("mem_mean"), "chamfer noise-train": get("chamfer_noise_train"),
+                                 "FPR95 ID+": get("fpr95_id_positive")},
+                           second={"test MSE": get("test_mse")}, second_ylabel="test MSE",
+                           xlabel="checkpoint", ylabel="value", title="metrics per checkpoint")
+        save_figure(png, text, args.out, "dynamics_metrics")
+        png, text = curves(idx, {s: get(f"distinct_fraction_{s}") for s in ("train", "test", "noise")},
+                           xlabel="checkpoint", ylabel="distinct attractors / starts", title="distinct-attractor fraction")
+        save_figure(png, text, args.out, "distinct_fraction")
     lines = [f"{len(rows)} checkpoints; per checkpoint: mem, test MSE, distinct fractions (train/test/noise), "
              "Chamfer(noise, train), FPR95 ID+/OOD+ (noise vs train trajectories)"]
     for r in flat:
@@ -161,6 +188,12 @@ def _cmd_probe(args, out, emit) -> int:
              "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
     atomic_write_text(Path(args.out) / "probe.csv", _csv(rows))
+    if not args.no_figures:
+        from .plots import curves, save_figure  # noqa: PLC0415
+
+        png, text = curves(rep.atoms.astype(np.float64), {b: rep.mse_input[b] for b in rep.mse_input}, logx=True,
+                           xlabel="OMP atoms", ylabel="input-space MSE", title="probing: reconstruction vs atoms")
+        save_figure(png, text, args.out, "probe_mse")
     lines = [f"OMP probing of {rep.settings.get('n_heldout')} held-out inputs; input-space MSE per atom count "
              f"(reference D(E(x)): {rep.reference_mse_input:.5g})"]
     for b in rep.mse_input:
@@ -192,6 +225,11 @@ def _cmd_field(args, out, emit) -> int:
                "n": args.n, "lim": args.lim, "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
                "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
     atomic_write_json(Path(args.out) / "field.json", summary)
+    if not args.no_figures:
+        from .plots import field_plot, save_figure  # noqa: PLC0415
+
+        png, text = field_plot(grid, title=f"V(z) = f(z) - z on the {summary['plane']}")
+        save_figure(png, text, args.out, "field_plot")
     emit(out, summary, args.json,
          f"field on a {args.n}×{args.n} grid of the {summary['plane']}, |V| from {summary['speed_min']:.3g} to "
          f"{summary['speed_max']:.3g}\nwritten {args.out}")

@@ -63,3 +63,14 @@ def test_field_2d_and_errors(tmp_path, capsys):
     code = main(["dynamics", str(tmp_path / "nope"), "--train", "a.npz", "--test", "b.npz", "--out", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert code == 3 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_figures_written(digits_bundle, data, tmp_path, capsys):
+    b = str(digits_bundle.path)
+    assert main(["memorization", b, "--train", str(data / "train.npz"), "--test", str(data / "test.npz"),
+                 "--n-starts", "200", "--out", str(tmp_path / "mem"), "--quiet"]) == 0
+    assert main(["field", b, "--data", str(data / "test.npz"), "--n", "10", "--out", str(tmp_path / "f"), "--quiet"]) == 0
+    assert main(["probe", b, "--heldout", str(data / "test.npz"), "--train", str(data / "train.npz"),
+                 "--atoms", "1,2,8", "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    for f in ("mem/decoded_attractors", "f/field_plot", "p/probe_mse"):
+        assert (tmp_path / f"{f}.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / f"{f}.csv").is_file()
