@@ -63,7 +63,7 @@ def add_parsers(sub, common) -> None:
     _traj(p)
     common(p)
 
-    p = sub.add_parser("field", help="the latent vector field V(z) = f(z) - z on a 2-D grid")
+    p = sub.add_parser("field", help="the latent vector field V(z) = f(z) - z on a 2-D grid, with basins and steps")
     p.add_argument("bundle")
     p.add_argument("--data", default=None, help="inputs whose latents define the plane (top-2 PCA) when k > 2")
     p.add_argument("--lim", type=float, default=8.0, help="grid half-width in plane coordinates (default 8)")
@@ -225,14 +225,35 @@ def _cmd_field(args, out, emit) -> int:
                "n": args.n, "lim": args.lim, "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
                "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
     atomic_write_json(Path(args.out) / "field.json", summary)
-    if not args.no_figures:
-        from .plots import field_plot, save_figure  # noqa: PLC0415
+    # basins of the grid points themselves: iterate every grid start, group the endpoints
+    from .attractors import find_attractors  # noqa: PLC0415
+    from .trajectories import iterate  # noqa: PLC0415
 
-        png, text = field_plot(grid, title=f"V(z) = f(z) - z on the {summary['plane']}")
+    gx, gy = np.meshgrid(grid.xs, grid.ys)
+    starts = grid.origin + gx.reshape(-1, 1) * grid.basis[0] + gy.reshape(-1, 1) * grid.basis[1]
+    traj = iterate(lmap, starts.astype(np.float32), progress=False if args.quiet else None)
+    att = find_attractors(traj, metric="euclidean", threshold=1e-3, relative=True)
+    labels = att.labels.reshape(args.n, args.n)
+    steps = np.where(traj.status == 0, traj.steps, -1).reshape(args.n, args.n)
+    centres = (att.centres.reshape(att.n_attractors, -1).astype(np.float64) - grid.origin) @ grid.basis.T.astype(np.float64)
+    summary.update(n_attractors=att.n_attractors, basin_fractions=att.fractions.tolist(),
+                   attractors_in_plane=centres.tolist(), status_counts=att.status_counts,
+                   grouping="euclidean <= 1e-3 x RMS norm of the endpoints")
+    atomic_write_json(Path(args.out) / "field.json", summary)
+    if not args.no_figures:
+        from .plots import basin_map, field_plot, save_figure, steps_heatmap  # noqa: PLC0415
+
+        png, text = field_plot(grid, attractors=centres, title=f"V(z) = f(z) - z on the {summary['plane']}")
         save_figure(png, text, args.out, "field_plot")
+        png, text = basin_map(grid.xs, grid.ys, labels, title="attractor reached from each grid start")
+        save_figure(png, text, args.out, "basin_map")
+        png, text = steps_heatmap(grid.xs, grid.ys, steps, title="steps to converge")
+        save_figure(png, text, args.out, "steps_heatmap")
     emit(out, summary, args.json,
          f"field on a {args.n}×{args.n} grid of the {summary['plane']}, |V| from {summary['speed_min']:.3g} to "
-         f"{summary['speed_max']:.3g}\nwritten {args.out}")
+         f"{summary['speed_max']:.3g}; {att.n_attractors} attractors reached from the grid starts "
+         f"(converged {att.status_counts['converged']}, max_steps {att.status_counts['max_steps']}, diverged "
+         f"{att.status_counts['diverged']})\nwritten {args.out}")
     return 0
 
 

@@ -59,6 +59,15 @@ def test_field_2d_and_errors(tmp_path, capsys):
     assert len(rows) == 81
     r = next(r for r in rows if float(r["x"]) == 2.0 and float(r["y"]) == 1.0)  # the attractor: V = 0
     assert abs(float(r["u"])) < 1e-6 and abs(float(r["v"])) < 1e-6
+    s = json.loads((tmp_path / "f" / "field.json").read_text())
+    assert s["n_attractors"] == 2
+    assert sorted(tuple(np.round(c, 3)) for c in s["attractors_in_plane"]) == [(-1.0, -3.0), (2.0, 1.0)]
+    for stem in ("field_plot", "basin_map", "steps_heatmap"):
+        assert (tmp_path / "f" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    basins = _rows(tmp_path / "f" / "basin_map.csv")
+    right = {r["label"] for r in basins if float(r["x"]) > 0}
+    left = {r["label"] for r in basins if float(r["x"]) <= 0}
+    assert len(right) == 1 and len(left) == 1 and right != left  # the half-plane basins
     capsys.readouterr()
     code = main(["dynamics", str(tmp_path / "nope"), "--train", "a.npz", "--test", "b.npz", "--out", str(tmp_path / "d")])
     err = capsys.readouterr().err
