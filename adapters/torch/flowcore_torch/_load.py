@@ -82,5 +82,5 @@ def load_model(path: str | os.PathLike, *, part: str | None = None):
         raise
     except Exception as exc:
         raise ExportError(f"{path} is not a loadable {kind} file ({one_line(exc)})") from exc
-    module.train(False)  # inference mode (same as .eval())
+    module.train(False)  # inference mode (dropout off, batch-norm frozen)
     return _part(module, part, path)

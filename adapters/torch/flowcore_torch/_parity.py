@@ -26,7 +26,7 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     saved = [(m, m.training) for mod in modules for m in mod.modules()]
     try:
         for mod in modules:
-            mod.train(False)  # inference mode (same as .eval())
+            mod.train(False)  # inference mode (dropout off, batch-norm frozen)
         yield
     finally:
         for m, training in saved:
