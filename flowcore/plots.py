@@ -38,6 +38,9 @@ __all__ = [
     "decoded_grid",
     "curves",
     "save_figure",
+    "figure_class",
+    "png_bytes",
+    "csv_cell",
 ]
 
 _UNASSIGNED_GREY = (0.6, 0.6, 0.6)
@@ -47,7 +50,7 @@ _UNASSIGNED_GREY = (0.6, 0.6, 0.6)
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _figure_class():
+def figure_class():
     """matplotlib's ``Figure`` (Agg canvas, no pyplot), or one-line BackendError."""
     try:
         from matplotlib.figure import Figure  # noqa: PLC0415
@@ -58,7 +61,8 @@ def _figure_class():
     return Figure
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """PNG of a Figure drawn on an Agg canvas (dpi 100)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
 
     FigureCanvasAgg(fig)
@@ -67,7 +71,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _cell(v: Any) -> str:
+def csv_cell(v: Any) -> str:
     """One CSV cell: floats as ``repr`` (exact round trip), strings quoted when needed."""
     if isinstance(v, (float, np.floating)):
         return repr(float(v))
@@ -78,8 +82,8 @@ def _cell(v: Any) -> str:
 
 
 def _csv(header: list[str], rows) -> str:
-    lines = [",".join(_cell(h) for h in header)]
-    lines += [",".join(_cell(c) for c in row) for row in rows]
+    lines = [",".join(csv_cell(h) for h in header)]
+    lines += [",".join(csv_cell(c) for c in row) for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +196,7 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
         if att.ndim != 2 or att.shape[1] != 2:
             raise DataError(f"attractors must be plane coordinates of shape (M, 2); got {att.shape} "
                             "(for k > 2 use project_to_plane(points, grid.origin, grid.basis))")
-    Figure = _figure_class()
+    Figure = figure_class()
 
     fig = Figure(figsize=(5.0, 4.2), dpi=100, layout="constrained")
     ax = fig.subplots()
@@ -220,7 +224,7 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
     rows = [("grid", *r) for r in _grid_rows(xs, ys, u.tolist(), v.tolist(), speed.tolist())]
     if att is not None:
         rows += [("attractor", x, y, "", "", "") for x, y in att.tolist()]
-    return _png(fig), _csv(["kind", "x", "y", "u", "v", "speed"], rows)
+    return png_bytes(fig), _csv(["kind", "x", "y", "u", "v", "speed"], rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +269,7 @@ def basin_map(xs: Any, ys: Any, labels: Any, *, title: str = "") -> tuple[bytes,
     lab = _grid2d(lab, "labels", xs, ys, np.int64)
     if (lab < -1).any():
         raise DataError(f"labels must be ≥ −1 (−1 = unassigned); got minimum {int(lab.min())}")
-    Figure = _figure_class()
+    Figure = figure_class()
 
     found = np.unique(lab[lab >= 0])
     pal = _palette(len(found))
@@ -287,7 +291,7 @@ def basin_map(xs: Any, ys: Any, labels: Any, *, title: str = "") -> tuple[bytes,
     ax.set_xlabel("plane x")
     ax.set_ylabel("plane y")
     ax.set_title(title or "basins of attraction", fontsize=9)
-    return _png(fig), _csv(["x", "y", "label"], _grid_rows(xs, ys, lab.tolist()))
+    return png_bytes(fig), _csv(["x", "y", "label"], _grid_rows(xs, ys, lab.tolist()))
 
 
 def steps_heatmap(xs: Any, ys: Any, steps: Any, *, title: str = "") -> tuple[bytes, str]:
@@ -320,7 +324,7 @@ def steps_heatmap(xs: Any, ys: Any, steps: Any, *, title: str = "") -> tuple[byt
     if raw.dtype.kind not in "iuf":
         raise DataError(f"steps must be numeric; got dtype {raw.dtype}")
     raw = _grid2d(raw, "steps", xs, ys, raw.dtype)
-    Figure = _figure_class()
+    Figure = figure_class()
 
     shown = raw.astype(np.float64)
     shown = np.ma.masked_where(~np.isfinite(shown) | (shown < 0), shown)
@@ -332,7 +336,7 @@ def steps_heatmap(xs: Any, ys: Any, steps: Any, *, title: str = "") -> tuple[byt
     ax.set_xlabel("plane x")
     ax.set_ylabel("plane y")
     ax.set_title(title or "steps to converge", fontsize=9)
-    return _png(fig), _csv(["x", "y", "steps"], _grid_rows(xs, ys, raw.tolist()))
+    return png_bytes(fig), _csv(["x", "y", "steps"], _grid_rows(xs, ys, raw.tolist()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +431,7 @@ def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, titl
         raise DataError(f"ncols must be ≥ 1; got {ncols}")
     imgs_d = [_as_image(d, "decoded") for d in dec]
     imgs_n = [_as_image(n, "nearest") for n in near] if near is not None else None
-    Figure = _figure_class()
+    Figure = figure_class()
 
     per = 2 if near is not None else 1
     c = min(ncols, K)
@@ -461,7 +465,7 @@ def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, titl
         rows.append((i, "decoded", cv, *dec[i].ravel().tolist()))
         if near is not None:
             rows.append((i, "nearest", cv, *near[i].ravel().tolist()))
-    return _png(fig), _csv(header, rows)
+    return png_bytes(fig), _csv(header, rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +544,7 @@ def curves(
         raise DataError(f"series names must be unique across series and second; both have {sorted(dup)}")
     if logx and not np.all(xa > 0):
         raise DataError("logx=True needs every x > 0; pass logx=False or drop the non-positive points")
-    Figure = _figure_class()
+    Figure = figure_class()
 
     fig = Figure(figsize=(5.4, 3.6), dpi=100, layout="constrained")
     ax = fig.subplots()
@@ -570,7 +574,7 @@ def curves(
     names = [*left, *right]
     cols = [*left.values(), *right.values()]
     rows = ((xv, *(c[i] for c in cols)) for i, xv in enumerate(xa.tolist()))
-    return _png(fig), _csv(["x", *names], rows)
+    return png_bytes(fig), _csv(["x", *names], rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,42 +6,27 @@ never switched. Each figure comes with the CSV of the data drawn.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import BackendError
+from ..plots import csv_cell, png_bytes
+from ..plots import figure_class as _plots_figure_class
 
 __all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell"]
 
 
-def csv_cell(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    v = str(v)
-    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
-
-
 def figure_class():
-    """matplotlib's ``Figure`` (Agg canvas, no pyplot: the caller's backend is left alone)."""
+    """matplotlib's ``Figure`` (see :func:`flowcore.plots.figure_class`); ROC curves also need scikit-learn."""
+    Figure = _plots_figure_class()
     try:
-        from matplotlib.figure import Figure  # noqa: PLC0415
         import sklearn  # noqa: F401, PLC0415
     except ImportError:
-        raise BackendError("OOD report figures need matplotlib and scikit-learn: pip install 'flowcore[analysis]' "
+        raise BackendError("OOD report figures need scikit-learn: pip install 'flowcore[analysis]' "
                            "(or save(..., figures=False))") from None
     return Figure
-
-
-def _png(fig) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
 
 
 def _grid(n: int, ncols: int = 3) -> tuple[int, int]:
@@ -81,7 +66,7 @@ def hist_figure(Figure, rep: Any, ood_set: str) -> tuple[bytes, str]:
         ax.set_visible(False)
     axes[0].legend(fontsize=6)
     fig.suptitle(f"ID vs {ood_set}: scores (higher = more OOD)", fontsize=9)
-    return _png(fig), "\n".join(csv) + "\n"
+    return png_bytes(fig), "\n".join(csv) + "\n"
 
 
 def roc_figure(Figure, rep: Any) -> tuple[bytes, str]:
@@ -109,4 +94,4 @@ def roc_figure(Figure, rep: Any) -> tuple[bytes, str]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
-    return _png(fig), "\n".join(csv) + "\n"
+    return png_bytes(fig), "\n".join(csv) + "\n"
