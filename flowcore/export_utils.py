@@ -6,12 +6,15 @@ measure ONNX-vs-framework parity. Imports only numpy and onnx.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import onnx
 
 from .errors import ExportError
 
-__all__ = ["rename_value", "set_io_names", "relative_error"]
+__all__ = ["rename_value", "set_io_names", "relative_error", "select_output", "parity_inputs", "check_parity",
+           "write_staged"]
 
 
 def rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -149,3 +152,52 @@ def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, so
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dataclasses.replace(bundle, path=path)
+
+
+def select_output(out: Any, choice: Any, is_tensor: Callable[[Any], bool], what: str = "encoder") -> Any:
+    """Resolve an adapter's ``encoder_output`` against one forward result.
+
+    ``out`` is a tensor (returns None: nothing to pick), a tuple/list (``choice`` an index,
+    default 0) or a dict (``choice`` a key, default ``"mean"``, else ``"mu"``, else the first
+    key). ``is_tensor`` tells the framework's tensors apart.
+
+    Raises
+    ------
+    ExportError
+        If ``choice`` does not fit the structure or does not name a tensor.
+    """
+    if is_tensor(out):
+        if choice is not None:
+            raise ExportError(
+                f"{what} returns a single tensor but encoder_output={choice!r} was given; leave it as None"
+            )
+        return None
+    if isinstance(out, (tuple, list)):
+        if len(out) == 0:
+            raise ExportError(f"{what} returns an empty {type(out).__name__}; expected a tensor")
+        key: int | str = 0 if choice is None else choice
+        if isinstance(key, bool) or not isinstance(key, int) or not -len(out) <= key < len(out):
+            raise ExportError(
+                f"encoder_output={choice!r} does not index the {len(out)}-element {type(out).__name__} the "
+                f"{what} returns; pass an int in 0..{len(out) - 1}"
+            )
+        key = key % len(out)
+    elif isinstance(out, dict):
+        keys = list(out)
+        if not keys:
+            raise ExportError(f"{what} returns an empty dict; expected a tensor")
+        if choice is None:
+            key = next((k for k in ("mean", "mu") if k in out), keys[0])
+        elif choice in out:
+            key = choice
+        else:
+            raise ExportError(f"encoder_output={choice!r} is not a key of the dict the {what} returns; keys: {keys}")
+    else:
+        raise ExportError(
+            f"{what} returns {type(out).__name__}; expected a tensor, a tuple/list or a dict of tensors"
+        )
+    if not is_tensor(out[key]):
+        raise ExportError(
+            f"{what} output [{key!r}] is {type(out[key]).__name__}, not a tensor; pick another with encoder_output"
+        )
+    return key

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf2onnx
 
 from flowcore.errors import ExportError
+from flowcore.export_utils import select_output as _select_output
 from flowcore.export_utils import set_io_names
 
 __all__ = ["convert_graph", "call_model", "one_line", "select_output", "BATCH_DIM"]
@@ -64,41 +65,7 @@ def select_output(out: Any, choice: int | str | None, what: str = "encoder") -> 
     ExportError
         If ``choice`` does not fit the structure or does not name a tensor.
     """
-    if tf.is_tensor(out):
-        if choice is not None:
-            raise ExportError(
-                f"{what} returns a single tensor but encoder_output={choice!r} was given; leave it as None"
-            )
-        return None
-    if isinstance(out, (tuple, list)):
-        if len(out) == 0:
-            raise ExportError(f"{what} returns an empty {type(out).__name__}; expected a tensor")
-        key: int | str = 0 if choice is None else choice
-        if isinstance(key, bool) or not isinstance(key, int) or not -len(out) <= key < len(out):
-            raise ExportError(
-                f"encoder_output={choice!r} does not index the {len(out)}-element {type(out).__name__} the "
-                f"{what} returns; pass an int in 0..{len(out) - 1}"
-            )
-        key = key % len(out)
-    elif isinstance(out, dict):
-        keys = list(out)
-        if not keys:
-            raise ExportError(f"{what} returns an empty dict; expected a tensor")
-        if choice is None:
-            key = next((k for k in ("mean", "mu") if k in out), keys[0])
-        elif choice in out:
-            key = choice
-        else:
-            raise ExportError(f"encoder_output={choice!r} is not a key of the dict the {what} returns; keys: {keys}")
-    else:
-        raise ExportError(
-            f"{what} returns {type(out).__name__}; expected a tensor, a tuple/list or a dict of tensors"
-        )
-    if not tf.is_tensor(out[key]):
-        raise ExportError(
-            f"{what} output [{key!r}] is {type(out[key]).__name__}, not a tensor; pick another with encoder_output"
-        )
-    return key
+    return _select_output(out, choice, tf.is_tensor, what)
 
 
 class _Collect(logging.Handler):
