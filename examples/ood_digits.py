@@ -15,7 +15,7 @@ What it does (all seeded):
    scikit-image's bundled photos and textures, pixel-permuted test digits, inverted test digits
    (1 − x), Gaussian noise (clipped, pixel mean/std of the train digits), uniform noise.
 4. ``OODDetector(bundle, methods=METHODS)`` with default settings fitted on the train split,
-   evaluated on the test split against every OOD set (:func:`flowcore.analysis.ood_eval.evaluate`);
+   evaluated on the test split against every OOD set (:func:`flowcore.analysis.ood.evaluation.evaluate`);
    then the variant whose attractor bank comes from latent N(0, I) starts
    (``bank_source="noise"``) for the ``trajectory`` and ``features`` methods.
 5. Writes ``<out>/id_bank/`` and ``<out>/noise_bank/`` (metrics.csv, report.json, scores.npz,
@@ -41,8 +41,8 @@ for p in (ROOT, ROOT / "adapters" / "torch"):  # run from a checkout without ins
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from flowcore.analysis.ood import METHODS, OODDetector  # noqa: E402
-from flowcore.analysis.ood_eval import MEAN, evaluate  # noqa: E402
+from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: E402
+from flowcore.analysis.ood.evaluation import MEAN, evaluate  # noqa: E402
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 TRAJECTORY_METHODS = ("trajectory", "features", "features_knn")

@@ -252,11 +252,11 @@ def main(argv=None) -> int:
     import torch  # noqa: PLC0415
 
     import flowcore_torch  # noqa: PLC0415
-    from flowcore.analysis.dynamics import checkpoint_metrics  # noqa: PLC0415
+    from flowcore.analysis.checkpoints import checkpoint_metrics  # noqa: PLC0415
     from flowcore.analysis.memorization import memorization_report  # noqa: PLC0415
     from flowcore.analysis.probing import probe  # noqa: PLC0415
-    from flowcore.field import field_grid  # noqa: PLC0415
-    from flowcore.runtime import LatentMap  # noqa: PLC0415
+    from flowcore.dynamics.field import field_grid  # noqa: PLC0415
+    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
 
     torch.set_num_threads(1)
     quick = args.quick

@@ -6,9 +6,21 @@ the ``flowcore_torch`` (and ``flowcore_tensorflow``) adapters. This package neve
 torch or tensorflow.
 """
 
-from .attractors import Attractors, find_attractors
-from .bundle import FlowBundle
-from .errors import (
+from flowcore.bundle import FlowBundle
+from flowcore.dynamics import (
+    CONVERGED,
+    DIVERGED,
+    MAX_STEPS,
+    Attractors,
+    FieldGrid,
+    Trajectories,
+    field_grid,
+    find_attractors,
+    group_points,
+    iterate,
+    vector_field,
+)
+from flowcore.errors import (
     BackendError,
     BadInputError,
     BundleError,
@@ -19,10 +31,7 @@ from .errors import (
     NotFittedError,
     ProviderWarning,
 )
-from .field import FieldGrid, field_grid, vector_field
-from .grouping import group_points
-from .runtime import LatentMap
-from .trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
+from flowcore.runtime import LatentMap
 
 __version__ = "0.1.0"
 

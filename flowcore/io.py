@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from flowcore.errors import DataError
 
 __all__ = [
     "atomic_write_bytes",

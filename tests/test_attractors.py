@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from flowcore.attractors import Attractors, find_attractors
-from flowcore.bundle import FlowBundle
-from flowcore.runtime import LatentMap
-from flowcore.trajectories import iterate
+from flowcore.dynamics.attractors import Attractors, find_attractors
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import iterate
 
 from _graphs import linear_pair, two_attractors
 

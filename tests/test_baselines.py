@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from flowcore.analysis.baselines import LatentKNN, knn_distances
-from flowcore.analysis.ood import Evidence
+from flowcore.analysis.ood.baselines import LatentKNN, knn_distances
+from flowcore.analysis.ood.detector import Evidence
 
 
 def test_knn_matches_sklearn_chunked():

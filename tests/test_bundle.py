@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from flowcore.bundle import MANIFEST, FlowBundle
+from flowcore.bundle.flowbundle import MANIFEST, FlowBundle
 from flowcore.errors import BundleError
 from flowcore.io import sha256_file
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from flowcore.bundle import FlowBundle
-from flowcore.cli import main
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.cli.app import main
 from flowcore.io import save_npz
 
 from _graphs import affine_graph, contraction_to, two_attractors

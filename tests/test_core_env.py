@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowcore.analysis.ood import OODDetector
-from flowcore.attractors import find_attractors
+from flowcore.analysis.ood.detector import OODDetector
+from flowcore.dynamics.attractors import find_attractors
 from flowcore.io import save_npz
-from flowcore.runtime import LatentMap
-from flowcore.trajectories import iterate
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import iterate
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("FLOWCORE_CORE_VENV", ROOT / ".venv-core"))

@@ -7,7 +7,7 @@ import textwrap
 
 import numpy as np
 
-from flowcore.bundle import FlowBundle
+from flowcore.bundle.flowbundle import FlowBundle
 
 from _graphs import two_attractors
 
@@ -29,7 +29,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_import_pulls_no_framework():
     proc = _run(
-        "import sys, flowcore, flowcore.cli, flowcore.demo\n"
+        "import sys, flowcore, flowcore.cli, flowcore.cli.demo\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch','tensorflow','keras','sklearn','matplotlib'})\n"
         "print(bad)"
     )
@@ -42,7 +42,7 @@ def test_runs_with_frameworks_unimportable(tmp_path):
     FlowBundle.write(tmp_path / "b", *two_attractors(a, b, u))
     code = BLOCK + textwrap.dedent(
         f"""
-        from flowcore.cli import main
+        from flowcore.cli.app import main
         rc = main(["attractors", r"{tmp_path / 'b'}", "--noise", "200", "--metric", "euclidean",
                    "--threshold", "0.01", "--out", r"{tmp_path / 'o'}", "--quiet"])
         import sys

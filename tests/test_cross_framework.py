@@ -12,12 +12,12 @@ import tensorflow as tf  # noqa: E402
 
 import flowcore_tensorflow  # noqa: E402
 import flowcore_torch  # noqa: E402
-from flowcore.attractors import find_attractors  # noqa: E402
-from flowcore.bundle import FlowBundle  # noqa: E402
-from flowcore.cli import main  # noqa: E402
+from flowcore.dynamics.attractors import find_attractors  # noqa: E402
+from flowcore.bundle.flowbundle import FlowBundle  # noqa: E402
+from flowcore.cli.app import main  # noqa: E402
 from flowcore.io import save_npz  # noqa: E402
-from flowcore.runtime import LatentMap  # noqa: E402
-from flowcore.trajectories import iterate  # noqa: E402
+from flowcore.runtime.latent_map import LatentMap  # noqa: E402
+from flowcore.dynamics.trajectories import iterate  # noqa: E402
 
 
 def keras_twin(torch_enc, torch_dec, k: int = 8):

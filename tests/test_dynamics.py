@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from flowcore.analysis.dynamics import chamfer_similarity, checkpoint_metrics, distinct_fraction
-from flowcore.analysis.metrics import fpr95_id_positive
-from flowcore.attractors import find_attractors
-from flowcore.bundle import FlowBundle
+from flowcore.analysis.checkpoints import chamfer_similarity, checkpoint_metrics, distinct_fraction
+from flowcore.analysis.ood.metrics import fpr95_id_positive
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError
 from flowcore.io import to_jsonable
-from flowcore.runtime import LatentMap
-from flowcore.trajectories import iterate
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import iterate
 
 from _graphs import two_attractors
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from flowcore.bundle import FlowBundle
-from flowcore.cli import main
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.cli.app import main
 from flowcore.io import save_npz
-from flowcore.runtime import LatentMap
+from flowcore.runtime.latent_map import LatentMap
 
 from test_core_imports import BLOCK
 
@@ -96,7 +96,7 @@ def test_bad_inputs(saved, tmp_path, capsys):
 def test_missing_adapter_names_package(saved, tmp_path):
     code = BLOCK + textwrap.dedent(
         f"""
-        from flowcore.cli import main
+        from flowcore.cli.app import main
         raise SystemExit(main(["export", "--autoencoder", r"{saved / 'ae.pt'}", "--example", r"{saved / 'x.npz'}",
                                "--out", r"{tmp_path / 'b'}"]))
         """

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 
 from flowcore.errors import ExportError
-from flowcore.export_utils import relative_error, set_io_names
+from flowcore.bundle.export import relative_error, set_io_names
 
 from _graphs import affine_graph
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from flowcore.bundle import FlowBundle
-from flowcore.features import DISTANCE_FEATURES, FEATURES, features_from_paths
-from flowcore.runtime import LatentMap
-from flowcore.trajectories import Trajectories, iterate
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.dynamics.features import DISTANCE_FEATURES, FEATURES, features_from_paths
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import Trajectories, iterate
 
 from _graphs import two_attractors
 

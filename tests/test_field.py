@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from flowcore.bundle import FlowBundle
+from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError
-from flowcore.field import field_grid, vector_field
-from flowcore.runtime import LatentMap
+from flowcore.dynamics.field import field_grid, vector_field
+from flowcore.runtime.latent_map import LatentMap
 
 from _graphs import linear_pair
 

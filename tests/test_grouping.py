@@ -10,7 +10,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from flowcore.errors import DataError
-from flowcore.grouping import group_points, group_points_ref
+from flowcore.dynamics.grouping import group_points, group_points_ref
 
 
 def _clustered(seed, n=2000, k=16, centres=15, spread=0.2, dtype=np.float64):
@@ -81,7 +81,7 @@ def test_python_mode_matches_jit():
     """The kernel run as plain Python (NUMBA_DISABLE_JIT=1) gives the same labels."""
     code = (
         "import numpy as np\n"
-        "from flowcore.grouping import group_points\n"
+        "from flowcore.dynamics.grouping import group_points\n"
         "rng = np.random.default_rng(3)\n"
         "x = rng.normal(size=(300, 4)) * 0.2 + rng.integers(0, 5, size=(300, 1))\n"
         "print(' '.join(map(str, group_points(x, metric='euclidean', threshold=0.4))))\n"

@@ -10,9 +10,9 @@ from flowcore.analysis.memorization import (
     null_levels,
     rank_at_variance,
 )
-from flowcore.bundle import FlowBundle
+from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError
-from flowcore.runtime import LatentMap
+from flowcore.runtime.latent_map import LatentMap
 
 from _graphs import two_attractors
 

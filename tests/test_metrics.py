@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from flowcore.analysis.metrics import (
+from flowcore.analysis.ood.metrics import (
     aupr_in,
     aupr_out,
     auroc,

@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from flowcore.analysis.ood import METHODS, FeatureDetector, OODDetector, TrajectoryDetector
-from flowcore.cli import main
+from flowcore.analysis.ood.detector import METHODS, FeatureDetector, OODDetector, TrajectoryDetector
+from flowcore.cli.app import main
 from flowcore.errors import BadInputError, NotFittedError
 from flowcore.io import save_npz
 
@@ -88,7 +88,7 @@ def test_save_load_identical_and_tamper(fitted, ood_data, tmp_path, digits_bundl
 
 
 def test_refuses_other_bundle(fitted, tmp_path):
-    from flowcore.bundle import FlowBundle
+    from flowcore.bundle.flowbundle import FlowBundle
 
     from _graphs import contraction_to
 
@@ -110,7 +110,7 @@ def test_cli_fit_score_and_core_only_subprocess(digits_bundle, digits, ood_data,
     # score where torch, tensorflow and sklearn cannot be imported
     code = BLOCK + textwrap.dedent(
         f"""
-        from flowcore.cli import main
+        from flowcore.cli.app import main
         rc = main(["ood", "score", r"{tmp_path / 'det'}", "--data", r"{tmp_path / 'x.npz'}",
                    "--out", r"{tmp_path / 'scores.csv'}", "--all-methods", "--quiet", "--device", "cpu"])
         import sys

@@ -1,4 +1,4 @@
-"""flowcore.analysis.ood_eval: evaluate() over methods × OOD sets, the table, the saved folder."""
+"""flowcore.analysis.ood.evaluation: evaluate() over methods × OOD sets, the table, the saved folder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flowcore.errors import BadInputError, DataError
-from flowcore.analysis.ood_eval import MEAN, OODReport, evaluate
+from flowcore.analysis.ood.evaluation import MEAN, OODReport, evaluate
 
 import sklearn  # noqa: F401  (the analysis extra: a missing one must fail, never skip)
 
@@ -105,7 +105,7 @@ def test_save_without_figures_round_trips(separable, tmp_path):
 
 @pytest.fixture(scope="module")
 def digits_report(digits, digits_bundle):
-    from flowcore.analysis.ood import METHODS, OODDetector  # noqa: PLC0415
+    from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: PLC0415
 
     det = OODDetector(digits_bundle, methods=METHODS).fit(digits["x_train"])
     x = digits["x_test"]
@@ -117,7 +117,7 @@ def digits_report(digits, digits_bundle):
 
 
 def test_digits_report(digits_report, digits):
-    from flowcore.analysis.ood import METHODS  # noqa: PLC0415
+    from flowcore.analysis.ood.detector import METHODS  # noqa: PLC0415
 
     rep = digits_report
     assert rep.methods == METHODS and rep.ood_sets == ("uniform noise", "permuted")
@@ -169,7 +169,7 @@ def test_import_is_light_and_missing_matplotlib_is_one_line(separable, tmp_path,
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    proc = subprocess.run([sys.executable, "-c", "import sys, flowcore.analysis.ood_eval\n"
+    proc = subprocess.run([sys.executable, "-c", "import sys, flowcore.analysis.ood.evaluation\n"
                            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
                            "{'torch', 'sklearn', 'matplotlib'}))"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from flowcore.errors import BackendError, DataError
-from flowcore.field import FieldGrid
+from flowcore.dynamics.field import FieldGrid
 from flowcore import plots
 
 PNG = b"\x89PNG"
@@ -102,9 +102,9 @@ def test_project_to_plane():
 
 
 def test_field_plot_from_real_field_grid(tmp_path):
-    from flowcore.bundle import FlowBundle
-    from flowcore.field import field_grid
-    from flowcore.runtime import LatentMap
+    from flowcore.bundle.flowbundle import FlowBundle
+    from flowcore.dynamics.field import field_grid
+    from flowcore.runtime.latent_map import LatentMap
 
     from _graphs import two_attractors
 

@@ -13,9 +13,9 @@ from flowcore.analysis.probing import (  # noqa: E402
     pca_basis,
     probe,
 )
-from flowcore.bundle import FlowBundle  # noqa: E402
+from flowcore.bundle.flowbundle import FlowBundle  # noqa: E402
 from flowcore.errors import DataError  # noqa: E402
-from flowcore.runtime import LatentMap  # noqa: E402
+from flowcore.runtime.latent_map import LatentMap  # noqa: E402
 
 from _graphs import two_attractors  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_probe_on_digits(digits_bundle, digits, tmp_path):
 def test_missing_sklearn_is_one_line_error(monkeypatch):
     import sys  # noqa: PLC0415
 
-    from flowcore.analysis.dynamics import checkpoint_metrics  # noqa: PLC0415
+    from flowcore.analysis.checkpoints import checkpoint_metrics  # noqa: PLC0415
     from flowcore.errors import BackendError  # noqa: PLC0415
 
     monkeypatch.setitem(sys.modules, "sklearn", None)
@@ -131,6 +131,6 @@ def test_imports_do_not_load_sklearn():
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    code = ("import sys, flowcore.analysis.memorization, flowcore.analysis.dynamics, flowcore.analysis.probing; "
+    code = ("import sys, flowcore.analysis.memorization, flowcore.analysis.checkpoints, flowcore.analysis.probing; "
             "assert 'sklearn' not in sys.modules, 'sklearn imported at module level'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flowcore.bundle import FlowBundle
+from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import BackendError, DataError
-from flowcore.runtime import LatentMap, fuse
+from flowcore.runtime.latent_map import LatentMap, fuse
 
 from _graphs import contraction_to, linear_pair, scaled_tensor_map
 

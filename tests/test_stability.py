@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from flowcore.attractors import find_attractors
-from flowcore.bundle import FlowBundle
-from flowcore.runtime import LatentMap
-from flowcore.stability import jacobians, predicted_steps, rate_check, stability
-from flowcore.trajectories import iterate
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.stability import jacobians, predicted_steps, rate_check, stability
+from flowcore.dynamics.trajectories import iterate
 
 from _graphs import linear_pair, repeller, two_attractors
 

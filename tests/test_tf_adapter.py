@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 import flowcore  # noqa: E402
 import flowcore_tensorflow as ftf  # noqa: E402
-from flowcore.bundle import FlowBundle  # noqa: E402
+from flowcore.bundle.flowbundle import FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
 
 from _tf_models import iterate_keras, train_digits_ae  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import flowcore_torch  # noqa: E402
-from flowcore.bundle import MANIFEST, FlowBundle  # noqa: E402
+from flowcore.bundle.flowbundle import MANIFEST, FlowBundle  # noqa: E402
 from flowcore.errors import BundleError, ExportError  # noqa: E402
 
 from _models import iterate_torch  # noqa: E402
@@ -310,7 +310,7 @@ def test_tampered_graph_fails_sha256(digits_bundle, tmp_path):
 # ------------------------------------------------------------------ demo data
 def test_shipped_demo_matches_fixture_split(digits):
     """tools/make_demo_bundle.py and the ``digits`` fixture use one split; the demo bundle loads."""
-    from flowcore.demo import demo_paths  # noqa: PLC0415
+    from flowcore.cli.demo import demo_paths  # noqa: PLC0415
     from flowcore.io import load_npz  # noqa: PLC0415
 
     bundle_dir, data_file = demo_paths()

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from flowcore.bundle import FlowBundle
+from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError
-from flowcore.runtime import LatentMap
-from flowcore.trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
 
 from _graphs import contraction_to, linear_pair, nan_map, rotation
 

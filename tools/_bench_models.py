@@ -186,7 +186,7 @@ def export_bundle(encoder: nn.Module, decoder: nn.Module, example_input: torch.T
             bundle = export(encoder, decoder, example_input, path, overwrite=True)
             how = f"flowcore_torch.export ({getattr(flowcore_torch, '__version__', '?')})"
         else:
-            from flowcore.bundle import FlowBundle  # noqa: PLC0415
+            from flowcore.bundle.flowbundle import FlowBundle  # noqa: PLC0415
 
             with torch.no_grad():
                 z = encoder(example_input)

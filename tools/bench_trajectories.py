@@ -280,7 +280,7 @@ def tile_with_jitter(z: np.ndarray, rows: int, seed: int, rel: float = 0.01) -> 
 
 # --------------------------------------------------------------------------- one model
 def bench_model(name: str, lmap, z0: np.ndarray, cfg: dict, args, torch_pair=None, notes: str = "") -> dict:
-    from flowcore.trajectories import iterate
+    from flowcore.dynamics.trajectories import iterate
 
     tol, max_steps, bs, repeats = cfg["tol"], cfg["max_steps"], cfg["batch_size"], cfg["repeats"]
     res: dict[str, Any] = {"model": name, "notes": notes, "n_starts": len(z0), "latent_shape": list(z0.shape[1:]),
@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     import _bench_models as bm
-    from flowcore.runtime import LatentMap
+    from flowcore.runtime.latent_map import LatentMap
 
     env = environment(args.threads)
     log(f"CPU {env['cpu']}, {env['logical_cpus']} logical CPUs; threads={args.threads}; "

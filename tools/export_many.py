@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from flowcore.cli import main as flowcore_main
+from flowcore.cli.app import main as flowcore_main
 
 _PATH_KEYS = {"encoder", "decoder", "autoencoder", "example", "out"}
 _KEYS = _PATH_KEYS | {"encoder_part", "decoder_part", "framework", "encoder_output", "opset", "rtol"}

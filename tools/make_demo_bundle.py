@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         import flowcore_torch
         from flowcore.io import save_npz
-        from flowcore.runtime import LatentMap
-        from flowcore.trajectories import iterate
+        from flowcore.runtime.latent_map import LatentMap
+        from flowcore.dynamics.trajectories import iterate
     except ImportError as exc:
         print(f"error: {exc}; install with: pip install -e '.[cpu,analysis]' -e adapters/torch", file=sys.stderr)
         return 2

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
-from ..io import atomic_write_json, load_npz, save_npz
+from flowcore.errors import DataError
+from flowcore.io import atomic_write_json, load_npz, save_npz
 
 __all__ = [
     "memorization_coefficient",
@@ -433,9 +433,9 @@ def memorization_report(
     n_starts : int, optional
         Subsample of the start set (all of it by default; 1000 for "noise").
     tol, max_steps :
-        Stopping rule of :func:`flowcore.trajectories.iterate` (paper, small AEs: 1e-6, 3000).
+        Stopping rule of :func:`flowcore.dynamics.trajectories.iterate` (paper, small AEs: 1e-6, 3000).
     metric, threshold :
-        Deduplication of :func:`flowcore.attractors.find_attractors` (paper: cosine > 0.99).
+        Deduplication of :func:`flowcore.dynamics.attractors.find_attractors` (paper: cosine > 0.99).
     reduce : {"max", "min"}, default "max"
         See :func:`memorization_coefficient` (max = nearest training point).
     level, center :
@@ -454,8 +454,8 @@ def memorization_report(
     MemorizationReport
         mem is computed on the deduplicated attractors' representatives (actual orbit points).
     """
-    from ..attractors import find_attractors  # noqa: PLC0415
-    from ..trajectories import iterate  # noqa: PLC0415
+    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
 
     x_train_c = lmap.check_inputs(x_train, "x_train")
     z0, desc = latent_starts(lmap, starts, x_train=x_train_c, x_test=x_test, n=n_starts, seed=seed)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, DataError
-from ..io import atomic_write_json, load_npz, save_npz
-from .memorization import _providers
+from flowcore.errors import BackendError, DataError
+from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.analysis.memorization import _providers
 
 __all__ = ["noise_dictionary", "omp_reconstruct", "orthobasis", "pca_basis", "probe", "ProbeReport", "BASES"]
 
@@ -56,7 +56,7 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
         "span the space" argument).
     seed : int or numpy.random.Generator, default 0
     tol, max_steps :
-        Stopping rule of :func:`flowcore.trajectories.iterate`.
+        Stopping rule of :func:`flowcore.dynamics.trajectories.iterate`.
     dedupe : bool, default False
         Keep one representative per deduplicated attractor (``metric``/``threshold``) instead of
         every converged endpoint (which may repeat one attractor many times).
@@ -75,8 +75,8 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     DataError
         When no start converged.
     """
-    from ..attractors import find_attractors  # noqa: PLC0415
-    from ..trajectories import iterate  # noqa: PLC0415
+    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
 
     k = int(lmap.latent_dim)
     n = k if n is None else int(n)

@@ -10,8 +10,8 @@ import keras
 import tensorflow as tf
 import tf2onnx
 
-from flowcore.bundle import FlowBundle, check_target
-from flowcore.export_utils import check_parity, parity_inputs, write_staged
+from flowcore.bundle.flowbundle import FlowBundle, check_target
+from flowcore.bundle.export import check_parity, parity_inputs, write_staged
 from flowcore.errors import ExportError
 
 from ._graph import call_model, convert_graph, one_line, select_output

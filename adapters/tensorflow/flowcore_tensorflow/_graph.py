@@ -15,8 +15,8 @@ import tensorflow as tf
 import tf2onnx
 
 from flowcore.errors import ExportError
-from flowcore.export_utils import select_output as _select_output
-from flowcore.export_utils import set_io_names
+from flowcore.bundle.export import select_output as _select_output
+from flowcore.bundle.export import set_io_names
 
 __all__ = ["convert_graph", "call_model", "one_line", "select_output", "BATCH_DIM"]
 

@@ -9,8 +9,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from flowcore.bundle import FlowBundle
-from flowcore.export_utils import relative_error
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.bundle.export import relative_error
 from flowcore.errors import ExportError
 
 from ._graph import call_model, select_output
@@ -19,7 +19,7 @@ __all__ = ["parity", "relative_error"]
 
 
 def _session(path: Path):
-    from flowcore.runtime import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
+    from flowcore.runtime.latent_map import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
 
     ort = import_onnxruntime()
     so = ort.SessionOptions()

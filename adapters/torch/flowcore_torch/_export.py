@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from flowcore.bundle import FlowBundle, check_target
-from flowcore.export_utils import check_parity, parity_inputs, write_staged
+from flowcore.bundle.flowbundle import FlowBundle, check_target
+from flowcore.bundle.export import check_parity, parity_inputs, write_staged
 from flowcore.errors import ExportError
 
 from ._graph import SelectOutput, _is_script, export_graph, one_line, select_output

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from flowcore.errors import ExportError
-from flowcore.export_utils import select_output as _select_output
-from flowcore.export_utils import set_io_names
+from flowcore.bundle.export import select_output as _select_output
+from flowcore.bundle.export import set_io_names
 
 __all__ = ["export_graph", "one_line", "select_output", "SelectOutput"]
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from flowcore.bundle import FlowBundle
-from flowcore.export_utils import relative_error
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.bundle.export import relative_error
 from flowcore.errors import ExportError
 
 from ._graph import SelectOutput, select_output
@@ -42,7 +42,7 @@ def _device(module: nn.Module) -> torch.device:
 
 
 def _session(path: Path):
-    from flowcore.runtime import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
+    from flowcore.runtime.latent_map import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
 
     ort = import_onnxruntime()
     so = ort.SessionOptions()

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
-from ..plots import csv_cell, png_bytes
-from ..plots import figure_class as _plots_figure_class
+from flowcore.errors import BackendError
+from flowcore.plots._figures import csv_cell, png_bytes
+from flowcore.plots._figures import figure_class as _plots_figure_class
 
 __all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell"]
 

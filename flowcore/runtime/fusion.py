@@ -15,9 +15,9 @@ from typing import Sequence
 import onnx
 from onnx import TensorProto, helper
 
-from .bundle import FlowBundle
-from .errors import BundleError
-from .export_utils import rename_value
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.errors import BundleError
+from flowcore.bundle.export import rename_value
 
 __all__ = ["fuse", "graph_to_map", "FUSED_INPUT", "FUSED_OUTPUTS"]
 
@@ -132,7 +132,7 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
 
 
 def graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: str | None) -> tuple[onnx.ModelProto, tuple[int, ...]]:
-    from .bundle import _io, _static_shape  # noqa: PLC0415
+    from flowcore.bundle.flowbundle import _io, _static_shape  # noqa: PLC0415
 
     from onnx import compose  # noqa: PLC0415
 

@@ -2,7 +2,7 @@
 
 ``evaluate(detector, x_id, {"noise": x_noise, ...})`` scores the ID data once and each OOD set
 once with ``detector.score_all`` (one encoding and one trajectory pass per dataset, all methods
-together), computes :func:`flowcore.analysis.metrics.ood_metrics` for every method × set and
+together), computes :func:`flowcore.analysis.ood.metrics.ood_metrics` for every method × set and
 returns an :class:`OODReport`: one row per method × set plus a per-method mean row, the raw
 scores, the method descriptions and the settings (detector parameters, attractor bank, the
 metric conventions in words).
@@ -32,10 +32,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, BadInputError, DataError
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_npz, save_npz, to_jsonable
-from ._ood_figures import csv_cell, figure_class, hist_figure, roc_figure
-from .metrics import METRICS, ood_metrics
+from flowcore.errors import BackendError, BadInputError, DataError
+from flowcore.io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_npz, save_npz, to_jsonable
+from flowcore.plots.ood import csv_cell, figure_class, hist_figure, roc_figure
+from flowcore.analysis.ood.metrics import METRICS, ood_metrics
 
 __all__ = ["OODRow", "OODReport", "evaluate", "CONVENTIONS", "MEAN"]
 

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from .bundle import FlowBundle
-from .errors import BackendError, BundleError, DataError, ProviderWarning
-from .fusion import FUSED_INPUT, FUSED_OUTPUTS, fuse, graph_to_map
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.errors import BackendError, BundleError, DataError, ProviderWarning
+from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, fuse, graph_to_map
 
 __all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime"]  # fuse: re-exported from .fusion
 

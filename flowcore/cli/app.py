@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BadInputError, FlowcoreError
-from .io import atomic_write_json, to_jsonable
+from flowcore.errors import BadInputError, FlowcoreError
+from flowcore.io import atomic_write_json, to_jsonable
 
 __all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
 
@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test inputs for --bundle")
     _common(p)
 
-    from .cli_analysis import add_parsers as add_analysis  # noqa: PLC0415
-    from .cli_export import add_parser as add_export  # noqa: PLC0415
-    from .cli_ood import add_parsers  # noqa: PLC0415
+    from flowcore.cli.analysis import add_parsers as add_analysis  # noqa: PLC0415
+    from flowcore.cli.export import add_parser as add_export  # noqa: PLC0415
+    from flowcore.cli.ood import add_parsers  # noqa: PLC0415
 
     add_parsers(sub, _common)
     add_export(sub, _common)
@@ -121,13 +121,13 @@ def _emit(out, payload: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _map(args):
-    from .runtime import LatentMap  # noqa: PLC0415
+    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
 
     return LatentMap(args.bundle, providers=args.device, intra_op_num_threads=args.threads)
 
 
 def _starts(args, lmap) -> tuple[np.ndarray, dict[str, Any]]:
-    from .io import load_array  # noqa: PLC0415
+    from flowcore.io import load_array  # noqa: PLC0415
 
     spec = getattr(args, "starts", None)
     if spec is not None:
@@ -153,7 +153,7 @@ def _starts(args, lmap) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _iterate(args, lmap, z0):
-    from .trajectories import iterate  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
 
     return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
                    norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
@@ -182,7 +182,7 @@ def _threshold(args) -> float:
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_info(args, out) -> int:
-    from .bundle import FlowBundle  # noqa: PLC0415
+    from flowcore.bundle.flowbundle import FlowBundle  # noqa: PLC0415
 
     info = FlowBundle.load(args.bundle).summary()
     text = "\n".join([
@@ -210,7 +210,7 @@ def _cmd_trajectories(args, out) -> int:
 
 
 def _cmd_attractors(args, out) -> int:
-    from .attractors import find_attractors  # noqa: PLC0415
+    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
 
     lmap = _map(args)
     z0, start = _starts(args, lmap)
@@ -227,10 +227,10 @@ def _cmd_attractors(args, out) -> int:
 
 
 def _cmd_stability(args, out) -> int:
-    from .attractors import Attractors  # noqa: PLC0415
-    from .runtime import LatentMap  # noqa: PLC0415
-    from .stability import rate_check, stability  # noqa: PLC0415
-    from .trajectories import Trajectories  # noqa: PLC0415
+    from flowcore.dynamics.attractors import Attractors  # noqa: PLC0415
+    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
+    from flowcore.dynamics.stability import rate_check, stability  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import Trajectories  # noqa: PLC0415
 
     folder = Path(args.dir)
     if not (folder / "attractors.npz").is_file():
@@ -265,7 +265,7 @@ def _cmd_stability(args, out) -> int:
 
 
 def _cmd_demo(args, out) -> int:
-    from .demo import run_demo  # noqa: PLC0415
+    from flowcore.cli.demo import run_demo  # noqa: PLC0415
 
     summary = run_demo(out_dir=args.out, n_noise=args.noise, seed=args.seed, providers=args.device,
                        threads=args.threads, bundle=args.bundle, data=args.data, progress=not args.quiet)
@@ -280,7 +280,7 @@ def _cmd_demo(args, out) -> int:
 
 
 def _cmd_doctor(args, out) -> int:
-    from .doctor import diagnose  # noqa: PLC0415
+    from flowcore.runtime.doctor import diagnose  # noqa: PLC0415
 
     report = diagnose()
     text = "\n".join(f"{k:22s} {v}" for k, v in report.items())
@@ -289,19 +289,19 @@ def _cmd_doctor(args, out) -> int:
 
 
 def _cmd_analysis(args, out) -> int:
-    from .cli_analysis import COMMANDS  # noqa: PLC0415
+    from flowcore.cli.analysis import COMMANDS  # noqa: PLC0415
 
     return COMMANDS[args.command](args, out, _emit)
 
 
 def _cmd_export(args, out) -> int:
-    from .cli_export import run  # noqa: PLC0415
+    from flowcore.cli.export import run  # noqa: PLC0415
 
     return run(args, out, _emit)
 
 
 def _cmd_ood(args, out) -> int:
-    from .cli_ood import run  # noqa: PLC0415
+    from flowcore.cli.ood import run  # noqa: PLC0415
 
     return run(args, out, _emit)
 

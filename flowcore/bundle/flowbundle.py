@@ -23,8 +23,8 @@ from typing import Any
 
 import onnx
 
-from .errors import BundleError
-from .io import atomic_write_json, default_mode, sha256_file
+from flowcore.errors import BundleError
+from flowcore.io import atomic_write_json, default_mode, sha256_file
 
 __all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION"]
 

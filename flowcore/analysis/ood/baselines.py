@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import DataError
+from flowcore.errors import DataError
 
 __all__ = [
     "Scorer",

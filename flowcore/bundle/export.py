@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from .errors import ExportError
+from flowcore.errors import ExportError
 
 __all__ = ["rename_value", "set_io_names", "relative_error", "select_output", "parity_inputs", "check_parity",
            "write_staged"]
@@ -133,8 +133,8 @@ def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, so
     import tempfile  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from .bundle import FlowBundle, replace_folder  # noqa: PLC0415
-    from .errors import BundleError  # noqa: PLC0415
+    from flowcore.bundle.flowbundle import FlowBundle, replace_folder  # noqa: PLC0415
+    from flowcore.errors import BundleError  # noqa: PLC0415
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

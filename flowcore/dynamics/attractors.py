@@ -1,6 +1,6 @@
 """Attractors: group converged trajectory endpoints into distinct fixed points.
 
-Mapping ≠ grouping: :func:`flowcore.trajectories.iterate` maps starts to endpoints with a status
+Mapping ≠ grouping: :func:`flowcore.dynamics.trajectories.iterate` maps starts to endpoints with a status
 per row; :func:`find_attractors` groups the converged endpoints (paper rule: the same attractor
 when cos > 0.99; Euclidean absolute/relative tolerances as options) and returns
 :class:`Attractors` with every count carrying the settings that produced it.
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .grouping import group_points
-from .io import atomic_write_json, load_npz, save_npz
-from .trajectories import CONVERGED, MAX_STEPS, Trajectories
+from flowcore.errors import DataError
+from flowcore.dynamics.grouping import group_points
+from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.dynamics.trajectories import CONVERGED, MAX_STEPS, Trajectories
 
 __all__ = ["Attractors", "find_attractors"]
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ._step_kernel import check_rows, retire_rows
-from .errors import DataError
-from .io import atomic_write_json, load_npz, save_npz
+from flowcore.dynamics._step_kernel import check_rows, retire_rows
+from flowcore.errors import DataError
+from flowcore.io import atomic_write_json, load_npz, save_npz
 
 __all__ = ["Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
 
@@ -52,7 +52,7 @@ class Trajectories:
     starts : ndarray of shape (N, *latent_shape), float32, or None
         The starts z_0.
     features : dict of str to ndarray of shape (N,), float64, or None
-        Streaming trajectory features (see :mod:`flowcore.features`) when asked for.
+        Streaming trajectory features (see :mod:`flowcore.dynamics.features`) when asked for.
     settings : dict
         tol, max_steps, norm_limit, batch_size, record_every, n_starts, providers, …
     """
@@ -181,7 +181,7 @@ def iterate(
     record_every : int, optional
         Record ``z`` at steps 0, s, 2s, … and at the stop (memory N · L · k floats).
     features : bool, default False
-        Compute the streaming trajectory features of :mod:`flowcore.features` while iterating.
+        Compute the streaming trajectory features of :mod:`flowcore.dynamics.features` while iterating.
     reference : array-like of shape (M, k), optional
         Reference attractors; adds the distance-to-nearest-attractor features (implies features).
     progress : bool, optional
@@ -224,7 +224,7 @@ def iterate(
     nxt = 0
     recorder = None
     if features or reference is not None:
-        from .features import FeatureRecorder  # noqa: PLC0415
+        from flowcore.dynamics.features import FeatureRecorder  # noqa: PLC0415
 
         recorder = FeatureRecorder(n, reference)
     final_flat = final.reshape(n, int(np.prod(shape, dtype=np.int64)))

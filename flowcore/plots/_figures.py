@@ -11,8 +11,8 @@ A missing matplotlib raises :class:`~flowcore.errors.BackendError` with one line
 
 Examples
 --------
->>> from flowcore.field import field_grid                      # doctest: +SKIP
->>> from flowcore.plots import field_plot, save_figure         # doctest: +SKIP
+>>> from flowcore.dynamics.field import field_grid                      # doctest: +SKIP
+>>> from flowcore.plots._figures import field_plot, save_figure         # doctest: +SKIP
 >>> png, csv = field_plot(field_grid(lmap, n=32), title="epoch 10")   # doctest: +SKIP
 >>> save_figure(png, csv, "figs", "field_epoch10")              # doctest: +SKIP
 """
@@ -27,8 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import BackendError, DataError
-from .io import atomic_write_bytes, atomic_write_text
+from flowcore.errors import BackendError, DataError
+from flowcore.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "field_plot",
@@ -165,7 +165,7 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
     Parameters
     ----------
     grid : FieldGrid
-        From :func:`flowcore.field.field_grid`: ``xs`` (n_x,), ``ys`` (n_y,) evenly spaced plane
+        From :func:`flowcore.dynamics.field.field_grid`: ``xs`` (n_x,), ``ys`` (n_y,) evenly spaced plane
         coordinates; ``u``, ``v``, ``speed`` of shape (n_y, n_x). For k > 2 the grid is already a
         plane (``origin``, ``basis``).
     attractors : array-like of shape (M, 2), float, optional

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BackendError, BadInputError
+from flowcore.errors import BackendError, BadInputError
 
 __all__ = ["add_parser", "run", "ADAPTERS", "framework_of"]
 
@@ -81,7 +81,7 @@ def _key(value: str | None) -> Any:
 
 
 def run(args, out, emit) -> int:
-    from .io import load_array  # noqa: PLC0415
+    from flowcore.io import load_array  # noqa: PLC0415
 
     if args.autoencoder:
         if args.encoder or args.decoder:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .attractors import find_attractors
-from .io import atomic_write_json, load_array
-from .runtime import LatentMap
-from .trajectories import iterate
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.io import atomic_write_json, load_array
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import iterate
 
 __all__ = ["run_demo", "demo_paths"]
 
@@ -52,7 +52,7 @@ def run_demo(
     else:
         model = f"bundle {bundle}"
         if data is None:
-            from .errors import BadInputError  # noqa: PLC0415
+            from flowcore.errors import BadInputError  # noqa: PLC0415
 
             raise BadInputError("--bundle needs --data with test inputs")
     lmap = LatentMap(bundle, providers=providers, intra_op_num_threads=threads)

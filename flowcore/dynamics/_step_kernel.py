@@ -1,4 +1,4 @@
-"""Numba kernel for the per-step stopping test of :func:`flowcore.trajectories.iterate`.
+"""Numba kernel for the per-step stopping test of :func:`flowcore.dynamics.trajectories.iterate`.
 
 One pass over the active rows replaces a dozen NumPy temporaries per step (what dominates the
 loop's own cost when the model is small).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import njit
+from flowcore.dynamics._numba import njit
 
 __all__ = ["check_rows"]
 

@@ -22,7 +22,7 @@ Methods (``METHODS``):
                      distance of z_0 to the ID latents) from the ID ones.
 ``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
 ``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
-``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.baselines`).
+``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.ood.baselines`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..attractors import find_attractors
-from ..bundle import FlowBundle
-from ..errors import BadInputError, DataError, NotFittedError
-from ..io import atomic_write_json, load_npz, save_npz, sha256_file
-from ..runtime import LatentMap
-from ..trajectories import CONVERGED, iterate
-from .baselines import Scorer
-from .scorers import _CLASSES, DEFAULT_FEATURES, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.errors import BadInputError, DataError, NotFittedError
+from flowcore.io import atomic_write_json, load_npz, save_npz, sha256_file
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.trajectories import CONVERGED, iterate
+from flowcore.analysis.ood.baselines import Scorer
+from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
 
 __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
            "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]  # scorers re-exported from .scorers
@@ -257,7 +257,7 @@ class OODDetector:
         """
         import tempfile  # noqa: PLC0415
 
-        from ..bundle import replace_folder  # noqa: PLC0415
+        from flowcore.bundle.flowbundle import replace_folder  # noqa: PLC0415
 
         self._check_fitted()
         path = Path(path)

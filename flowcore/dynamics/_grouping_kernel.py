@@ -6,14 +6,14 @@ cost a few coordinates each. ``merge_leaders`` then unions two leader groups whe
 pair of members is linked; only leader pairs within 3× the radius can hold such a pair
 (triangle inequality). The result is the partition of ``DBSCAN(eps, min_samples=1)``.
 
-All arrays are C-contiguous; the wrapper (:mod:`flowcore.grouping`) validates and allocates.
+All arrays are C-contiguous; the wrapper (:mod:`flowcore.dynamics.grouping`) validates and allocates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._numba import njit
+from flowcore.dynamics._numba import njit
 
 __all__ = ["leader_pass", "merge_leaders", "relabel"]
 

@@ -10,8 +10,8 @@ import csv
 import io
 from typing import Any
 
-from .errors import BadInputError
-from .io import atomic_write_text, load_array
+from flowcore.errors import BadInputError
+from flowcore.io import atomic_write_text, load_array
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -54,13 +54,13 @@ def add_parsers(sub, common) -> None:
 
 
 def _load_detector(args):
-    from .analysis.ood import OODDetector  # noqa: PLC0415
+    from flowcore.analysis.ood.detector import OODDetector  # noqa: PLC0415
 
     return OODDetector.load(args.detector, providers=args.device, intra_op_num_threads=args.threads)
 
 
 def _cmd_fit(args, out, emit) -> int:
-    from .analysis.ood import METHODS, OODDetector  # noqa: PLC0415
+    from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: PLC0415
 
     methods = METHODS if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     x = load_array(args.id)
@@ -120,7 +120,7 @@ def _parse_sets(specs: list[str]) -> dict[str, Any]:
 
 
 def _cmd_eval(args, out, emit) -> int:
-    from .analysis.ood_eval import evaluate  # noqa: PLC0415
+    from flowcore.analysis.ood.evaluation import evaluate  # noqa: PLC0415
 
     det = _load_detector(args)
     x_id = load_array(args.id)

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import BadInputError, DataError
-from .baselines import (
+from flowcore.errors import BadInputError, DataError
+from flowcore.analysis.ood.baselines import (
     LatentKNN,
     LatentMahalanobis,
     LatentNorm,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from flowcore.errors import DataError
 
 __all__ = ["group_points", "group_points_ref", "link_radius_sq", "METRICS"]
 
@@ -146,7 +146,7 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
         Groups numbered 0.. in order of first appearance; the same partition as
         ``sklearn.cluster.DBSCAN(eps, min_samples=1)`` and as :func:`group_points_ref`.
     """
-    from ._grouping_kernel import leader_pass, merge_leaders, relabel  # noqa: PLC0415
+    from flowcore.dynamics._grouping_kernel import leader_pass, merge_leaders, relabel  # noqa: PLC0415
 
     w, r2, strict, zero = _prepare(points, metric, threshold, relative, keep_float32=True)
     n = len(w)

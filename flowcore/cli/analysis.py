@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadInputError
-from .io import atomic_write_json, atomic_write_text, load_array
+from flowcore.errors import BadInputError
+from flowcore.io import atomic_write_json, atomic_write_text, load_array
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -74,7 +74,7 @@ def add_parsers(sub, common) -> None:
 
 
 def _map(args, bundle=None):
-    from .runtime import LatentMap  # noqa: PLC0415
+    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
 
     return LatentMap(bundle or args.bundle, providers=args.device, intra_op_num_threads=args.threads)
 
@@ -92,7 +92,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_memorization(args, out, emit) -> int:
-    from .analysis.memorization import memorization_report  # noqa: PLC0415
+    from flowcore.analysis.memorization import memorization_report  # noqa: PLC0415
 
     lmap = _map(args)
     rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
@@ -103,7 +103,7 @@ def _cmd_memorization(args, out, emit) -> int:
              "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
     atomic_write_text(Path(args.out) / "memorization.csv", _csv(rows))
     if not args.no_figures and rep.n_attractors:
-        from .plots import decoded_grid, save_figure  # noqa: PLC0415
+        from flowcore.plots._figures import decoded_grid, save_figure  # noqa: PLC0415
 
         x_train = load_array(args.train)
         shape = lmap.input_shape
@@ -136,7 +136,7 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cmd_dynamics(args, out, emit) -> int:
-    from .analysis.dynamics import checkpoint_metrics  # noqa: PLC0415
+    from flowcore.analysis.checkpoints import checkpoint_metrics  # noqa: PLC0415
 
     for c in args.checkpoints:
         if not Path(c).is_dir():
@@ -149,7 +149,7 @@ def _cmd_dynamics(args, out, emit) -> int:
     flat = [_flatten(r) for r in rows]
     atomic_write_text(Path(args.out) / "dynamics.csv", _csv(flat))
     if not args.no_figures:
-        from .plots import curves, save_figure  # noqa: PLC0415
+        from flowcore.plots._figures import curves, save_figure  # noqa: PLC0415
 
         idx = np.arange(1, len(flat) + 1, dtype=np.float64)
         get = lambda key: np.array([float(r.get(key, np.nan)) for r in flat])  # noqa: E731
@@ -173,7 +173,7 @@ def _cmd_dynamics(args, out, emit) -> int:
 
 
 def _cmd_probe(args, out, emit) -> int:
-    from .analysis.probing import probe  # noqa: PLC0415
+    from flowcore.analysis.probing import probe  # noqa: PLC0415
 
     atoms = None
     if args.atoms:
@@ -189,7 +189,7 @@ def _cmd_probe(args, out, emit) -> int:
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
     atomic_write_text(Path(args.out) / "probe.csv", _csv(rows))
     if not args.no_figures:
-        from .plots import curves, save_figure  # noqa: PLC0415
+        from flowcore.plots._figures import curves, save_figure  # noqa: PLC0415
 
         png, text = curves(rep.atoms.astype(np.float64), {b: rep.mse_input[b] for b in rep.mse_input}, logx=True,
                            xlabel="OMP atoms", ylabel="input-space MSE", title="probing: reconstruction vs atoms")
@@ -203,7 +203,7 @@ def _cmd_probe(args, out, emit) -> int:
 
 
 def _cmd_field(args, out, emit) -> int:
-    from .field import field_grid  # noqa: PLC0415
+    from flowcore.dynamics.field import field_grid  # noqa: PLC0415
 
     lmap = _map(args)
     k = lmap.latent_dim
@@ -226,8 +226,8 @@ def _cmd_field(args, out, emit) -> int:
                "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
     atomic_write_json(Path(args.out) / "field.json", summary)
     # basins of the grid points themselves: iterate every grid start, group the endpoints
-    from .attractors import find_attractors  # noqa: PLC0415
-    from .trajectories import iterate  # noqa: PLC0415
+    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
 
     gx, gy = np.meshgrid(grid.xs, grid.ys)
     starts = grid.origin + gx.reshape(-1, 1) * grid.basis[0] + gy.reshape(-1, 1) * grid.basis[1]
@@ -241,7 +241,7 @@ def _cmd_field(args, out, emit) -> int:
                    grouping="euclidean <= 1e-3 x RMS norm of the endpoints")
     atomic_write_json(Path(args.out) / "field.json", summary)
     if not args.no_figures:
-        from .plots import basin_map, field_plot, save_figure, steps_heatmap  # noqa: PLC0415
+        from flowcore.plots._figures import basin_map, field_plot, save_figure, steps_heatmap  # noqa: PLC0415
 
         png, text = field_plot(grid, attractors=centres, title=f"V(z) = f(z) - z on the {summary['plane']}")
         save_figure(png, text, args.out, "field_plot")

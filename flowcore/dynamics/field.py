@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from flowcore.errors import DataError
 
 __all__ = ["vector_field", "FieldGrid", "field_grid"]
 

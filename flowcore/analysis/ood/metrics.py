@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from flowcore.errors import DataError
 
 __all__ = ["auroc", "aupr_in", "aupr_out", "fpr95_id_positive", "fpr95_ood_positive", "ood_metrics", "METRICS"]
 

@@ -9,7 +9,7 @@
   with the paper's trajectory score (mean distance to the nearest train attractor; higher =
   more OOD).
 
-The FPR95/AUROC use :mod:`flowcore.analysis.metrics`, which needs scikit-learn (the
+The FPR95/AUROC use :mod:`flowcore.analysis.ood.metrics`, which needs scikit-learn (the
 ``analysis`` extra); everything else is NumPy.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, DataError
-from .memorization import (
+from flowcore.errors import BackendError, DataError
+from flowcore.analysis.memorization import (
     _flat,
     _mean_std,
     _nearest,
@@ -88,7 +88,7 @@ def distinct_fraction(attractors) -> float:
 
     Parameters
     ----------
-    attractors : flowcore.attractors.Attractors
+    attractors : flowcore.dynamics.attractors.Attractors
 
     Returns
     -------
@@ -101,7 +101,7 @@ def distinct_fraction(attractors) -> float:
 
 
 def _as_map(item: Any, providers: Any):
-    from ..runtime import LatentMap  # noqa: PLC0415
+    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
 
     if hasattr(item, "step") and hasattr(item, "decode"):
         return item, getattr(getattr(item, "bundle", None), "path", None)
@@ -173,9 +173,9 @@ def checkpoint_metrics(
     (in-sample): the score measures how far noise-started flows stay from the learned modes.
     Train starts are therefore iterated twice (once to find the attractors, once to score).
     """
-    from ..attractors import find_attractors  # noqa: PLC0415
-    from ..trajectories import iterate  # noqa: PLC0415
-    from .metrics import auroc, fpr95_id_positive, fpr95_ood_positive  # noqa: PLC0415
+    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
+    from flowcore.analysis.ood.metrics import auroc, fpr95_id_positive, fpr95_ood_positive  # noqa: PLC0415
 
     _require_sklearn("checkpoint_metrics (FPR95/AUROC)")
     if not len(bundles):

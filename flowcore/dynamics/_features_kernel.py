@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import njit
+from flowcore.dynamics._numba import njit
 
 __all__ = ["nearest_distance", "accumulate_distance", "accumulate_steps"]
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._features_kernel import accumulate_distance, accumulate_steps, nearest_distance
-from .errors import DataError
+from flowcore.dynamics._features_kernel import accumulate_distance, accumulate_steps, nearest_distance
+from flowcore.errors import DataError
 
 __all__ = ["FeatureRecorder", "FEATURES", "DISTANCE_FEATURES", "features_from_paths"]
 
@@ -33,7 +33,7 @@ DISTANCE_FEATURES = ("dist_mean", "dist_min", "dist_max", "dist_start", "dist_fi
 
 
 class FeatureRecorder:
-    """Streaming accumulators that :func:`flowcore.trajectories.iterate` updates every step.
+    """Streaming accumulators that :func:`flowcore.dynamics.trajectories.iterate` updates every step.
 
     Parameters
     ----------

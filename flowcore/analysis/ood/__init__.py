@@ -1,0 +1,19 @@
+"""OOD detection: the detector suite, its scorers and baselines, metrics, and evaluation as data.
+
+Scores are higher = more out-of-distribution, everywhere (PyOD's conventions).
+"""
+
+from flowcore.analysis.ood.detector import (
+    DEFAULT_FEATURES,
+    METHODS,
+    Evidence,
+    FeatureDetector,
+    FeatureScore,
+    OODDetector,
+    TrajectoryDetector,
+    TrajectoryScore,
+    make_scorer,
+)
+
+__all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
+           "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]

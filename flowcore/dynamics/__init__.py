@@ -1,0 +1,13 @@
+"""The dynamics layer: trajectories of f, the vector field, grouping into attractors, stability, features.
+
+Each Numba kernel sits beside its wrapper (``_*_kernel.py``) with a plain NumPy ``*_ref``.
+"""
+
+from flowcore.dynamics.attractors import Attractors, find_attractors
+from flowcore.dynamics.field import FieldGrid, field_grid, vector_field
+from flowcore.dynamics.grouping import group_points
+from flowcore.dynamics.stability import Stability, stability
+from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, STATUS_NAMES, Trajectories, iterate
+
+__all__ = ["Attractors", "find_attractors", "FieldGrid", "field_grid", "vector_field", "group_points",
+           "Stability", "stability", "Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
