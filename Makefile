@@ -1,5 +1,8 @@
 # flowcore — the two front-door commands (`make demo`, `make test`) plus `make bench`.
 # Each target sets up .venv itself: plain venv + pip, pins from constraints.txt.
+# `make test`: the layer contract (lint-imports, [tool.importlinter] in pyproject.toml), then
+# pytest; tests/test_core_env.py builds the wheels itself and makes .venv-core (the core's
+# dependencies, once) plus a fresh venv per run holding only the built core wheel.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -20,11 +23,14 @@ demo: setup
 	$(VENV)/bin/flowcore demo --out demo_out
 
 test: setup
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_grouping.py tests/test_trajectories.py tests/test_features.py -k "not equals_dbscan and not naive_loop"
 
 bench: setup
 	$(PY) tools/bench_trajectories.py --out bench_out
 	$(PY) tools/bench_grouping.py --out bench_out
+	$(PY) tools/bench_import.py --out bench_out
 
 clean:
-	rm -rf $(VENV) demo_out bench_out .pytest_cache
+	rm -rf $(VENV) .venv-core demo_out bench_out .pytest_cache

@@ -44,6 +44,7 @@ for p in (ROOT, ROOT / "adapters" / "torch"):  # run from a checkout without ins
 from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: E402
 from flowcore.analysis.ood.evaluation import MEAN, evaluate  # noqa: E402
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
+from flowcore.plots.ood import write_report  # noqa: E402
 
 TRAJECTORY_METHODS = ("trajectory", "features", "features_knn")
 BASELINES = tuple(m for m in METHODS if m not in TRAJECTORY_METHODS)
@@ -315,7 +316,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     rep = evaluate(det, x_test, sets)
     timings["evaluate id bank"] = time.perf_counter() - t
-    rep.save(out / "id_bank")
+    write_report(rep, out / "id_bank")
 
     log("fitting the noise-bank variant (trajectory, features)")
     t = time.perf_counter()
@@ -324,7 +325,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     noise_rep = evaluate(noise_det, x_test, sets)
     timings["evaluate noise bank"] = time.perf_counter() - t
-    noise_rep.save(out / "noise_bank")
+    write_report(noise_rep, out / "noise_bank")
 
     timings["total"] = time.perf_counter() - t_start
     check = target_check(rep)

@@ -358,7 +358,7 @@ def main(argv=None) -> int:
             eps = [ep for ep, _ in ckpt_bundles[128]]
             ckpt_rows = checkpoint_metrics([b for _, b in ckpt_bundles[128]], x_train, x_test,
                                            n_starts=n_ckpt_starts, seed=args.seed, max_steps=max_steps,
-                                           names=[f"epoch {e}" for e in eps])
+                                           names=[f"epoch {e}" for e in eps]).rows()
             for r, e in zip(ckpt_rows, eps):
                 r["epoch"] = e
             log("k=128 checkpoint metrics done")

@@ -5,6 +5,18 @@ builtin base, so ``except ValueError`` keeps working. The CLI maps each class to
 (``exit_code``) and prints one line, ``error: <message>``, never a traceback.
 
 Exit codes: 2 usage, 3 bad input, 4 runtime/backend.
+
+One class per kind of mistake:
+
+- :class:`DataError` — an array or data file of the wrong shape, dtype or content;
+- :class:`ParameterError` — an option or parameter value out of range (``k=0``, an unknown
+  metric name, a cosine threshold ≥ 1); what :mod:`flowcore.validation` raises;
+- :class:`BundleError` — a FlowBundle; :class:`ExportError` — an adapter export;
+- :class:`BackendError` — ONNX Runtime or another runtime dependency;
+- :class:`NotFittedError` — an estimator used before ``fit``.
+
+All but the last two are :class:`BadInputError` (exit code 3), so ``except BadInputError`` (and
+``except ValueError``) catch them all.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ __all__ = [
     "BundleError",
     "DataError",
     "ExportError",
+    "ParameterError",
     "BackendError",
     "NotFittedError",
     "FlowcoreWarning",
@@ -39,11 +52,15 @@ class BundleError(BadInputError):
 
 
 class DataError(BadInputError):
-    """An input array file of the wrong shape, dtype or content."""
+    """Data (an array or a data file) of the wrong shape, dtype or content."""
 
 
 class ExportError(BadInputError):
     """An adapter could not export a model, or the export disagrees with the framework."""
+
+
+class ParameterError(BadInputError):
+    """An option or parameter value out of range or of the wrong type (not the data it is applied to)."""
 
 
 class BackendError(FlowcoreError, RuntimeError):

@@ -28,6 +28,7 @@ __all__ = [
     "load_array",
     "sha256_file",
     "to_jsonable",
+    "csv_cell",
     "default_mode",
 ]
 
@@ -89,12 +90,22 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def csv_cell(v: Any) -> str:
+    """One CSV cell: floats as ``repr`` (exact round trip), integers plain, strings quoted when needed."""
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    v = str(v)
+    return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n\r') else v
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` (converted by :func:`to_jsonable`) as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
-def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+def save_npz(path: str | os.PathLike, /, **arrays: np.ndarray) -> Path:
     """Save arrays to an uncompressed ``.npz`` atomically (object arrays are refused)."""
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:

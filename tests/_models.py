@@ -1,13 +1,9 @@
-"""Small torch autoencoders and their training recipe, for tests (imports torch).
+"""Small torch models for tests (imports torch): the digits AE of the shipped demo, the small
+models the adapter tests export, and a torch reference of the iteration.
 
-The digits AE is the model that ``tests/conftest.py::torch_digits_ae`` trains and that
-``tools/make_demo_bundle.py`` re-implements (self-contained) for the shipped demo bundle:
-
-    encoder  (N, 1, 8, 8) -> Flatten -> Linear(64, 64) -> Tanh -> Linear(64, k)      -> (N, k)
-    decoder  (N, k) -> Linear(k, 64) -> Tanh -> Linear(64, 64) -> Unflatten -> Sigmoid -> (N, 1, 8, 8)
-
-Keep the two copies in step when changing the recipe. The data come from the ``digits``
-fixture (``tests/conftest.py``), which does not need torch.
+The digits AE and its training recipe live in ``flowcore_torch.recipes`` (the demo bundle, the
+benchmark and these tests use that one copy); :func:`train_digits_ae` is the tests' name for it.
+The data come from the ``digits`` fixture (``tests/conftest.py``), which does not need torch.
 """
 
 from __future__ import annotations
@@ -16,80 +12,85 @@ import numpy as np
 import torch
 from torch import nn
 
+from flowcore_torch.recipes import train_digits_autoencoder
+
 __all__ = [
-    "DigitsEncoder",
-    "DigitsDecoder",
     "train_digits_ae",
     "iterate_torch",
+    "VAEEncoder",
+    "ConvEncoder",
+    "ConvDecoder",
+    "DriftingDecoder",
+    "DataDependent",
+    "tiny_pair",
 ]
 
 
-class DigitsEncoder(nn.Sequential):
-    """(N, 1, 8, 8) float32 -> (N, k) float32."""
+def train_digits_ae(x_train: np.ndarray, *, k: int = 8, seed: int = 0, **recipe) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) in eval mode: ``flowcore_torch.recipes.train_digits_autoencoder``, loss dropped."""
+    enc, dec, _ = train_digits_autoencoder(x_train, k=k, seed=seed, **recipe)
+    return enc, dec
 
-    def __init__(self, k: int = 8, hidden: int = 64):
-        super().__init__(nn.Flatten(), nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, k))
+
+# ----------------------------------------------------------------- small models
+class VAEEncoder(nn.Module):
+    """(N, 6) -> (mean, logvar) each (N, 3), as a tuple or a dict."""
+
+    def __init__(self, as_dict: bool):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 16), nn.Tanh())
+        self.mean, self.logvar = nn.Linear(16, 3), nn.Linear(16, 3)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        h = self.body(x)
+        m, lv = self.mean(h), self.logvar(h)
+        return {"logvar": lv, "mean": m} if self.as_dict else (m, lv)
 
 
-class DigitsDecoder(nn.Sequential):
-    """(N, k) float32 -> (N, 1, 8, 8) float32 in (0, 1)."""
+class ConvEncoder(nn.Sequential):
+    """(N, 1, 8, 8) -> (N, 4, 2, 2)."""
 
-    def __init__(self, k: int = 8, hidden: int = 64):
+    def __init__(self):
+        super().__init__(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1))
+
+
+class ConvDecoder(nn.Sequential):
+    """(N, 4, 2, 2) -> (N, 1, 8, 8)."""
+
+    def __init__(self):
         super().__init__(
-            nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, 64), nn.Unflatten(1, (1, 8, 8)), nn.Sigmoid()
+            nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(4, 1, 4, stride=2, padding=1), nn.Sigmoid(),
         )
 
 
-def train_digits_ae(
-    x_train: np.ndarray,
-    *,
-    k: int = 8,
-    hidden: int = 64,
-    epochs: int = 150,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    weight_decay: float = 1e-4,
-    seed: int = 0,
-    threads: int = 1,
-) -> tuple[nn.Module, nn.Module]:
-    """Train the digits MLP autoencoder with Adam on MSE; deterministic for a given seed.
+class DriftingDecoder(nn.Module):
+    """Adds a Python-side call counter: the exported graph freezes the value seen at trace time,
+    while any two eager calls differ, so ONNX and torch genuinely disagree on at least one of
+    the two parity sets (random, real) that export checks."""
 
-    Parameters
-    ----------
-    x_train : ndarray of shape (n, 1, 8, 8), float32
-        Training images in [0, 1].
-    k : int
-        Latent size.
-    seed : int
-        Seeds weight init and batch order (``torch.Generator``; global RNG is seeded too,
-        because ``nn.Linear`` init draws from it).
+    def __init__(self, k: int = 3, n: int = 6):
+        super().__init__()
+        self.lin = nn.Linear(k, n)
+        self.calls = 0
 
-    Returns
-    -------
-    (encoder, decoder) : tuple of nn.Module, in eval mode
-    """
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        torch.manual_seed(seed)
-        enc, dec = DigitsEncoder(k, hidden), DigitsDecoder(k, hidden)
-        params = list(enc.parameters()) + list(dec.parameters())
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
-        gen = torch.Generator().manual_seed(seed)
-        enc.train()
-        dec.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                xb = x[perm[i : i + batch_size]]
-                loss = torch.mean((dec(enc(xb)) - xb) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(prev_threads)
-    return enc.eval(), dec.eval()
+    def forward(self, z):
+        self.calls += 1
+        return self.lin(z) + float(self.calls)
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent Python control flow: torch.export refuses it
+            return x * 2
+        return x
+
+
+def tiny_pair(seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """(N, 6) -> (N, 3) -> (N, 6): Linear encoder, Linear + Tanh decoder, seeded."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 3)), nn.Sequential(nn.Linear(3, 6), nn.Tanh())
 
 
 def iterate_torch(

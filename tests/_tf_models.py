@@ -1,4 +1,5 @@
-"""Small Keras autoencoders and their training recipe, for tests/test_tf_adapter.py (imports tensorflow).
+"""Small Keras models for the TensorFlow adapter tests (imports tensorflow): the digits AE and its
+training recipe, the small models the tests export, and a TensorFlow reference of the iteration.
 
 The digits AE mirrors ``tests/_models.py`` (the torch one), channels-last:
 
@@ -15,7 +16,8 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-__all__ = ["digits_encoder", "digits_decoder", "train_digits_ae", "iterate_keras"]
+__all__ = ["digits_encoder", "digits_decoder", "train_digits_ae", "iterate_keras", "dense", "tiny_pair", "VAEEncoder",
+           "DriftingDecoder", "conv_pair"]
 
 
 def _dense(units: int, seed: int, activation: str | None = None, name: str | None = None) -> keras.layers.Dense:
@@ -113,3 +115,62 @@ def iterate_keras(enc, dec, z0: np.ndarray, *, tol: float = 1e-6, max_steps: int
         idx = np.flatnonzero(active)
         done[idx[d < tol]] = True
     return z, steps, done
+
+
+# ----------------------------------------------------------------- small models
+def dense(units: int, seed: int, activation: str | None = None) -> keras.layers.Dense:
+    """A Dense layer with a seeded Glorot-uniform kernel."""
+    return _dense(units, seed, activation)
+
+
+def tiny_pair(seed: int = 0) -> tuple[keras.Model, keras.Model]:
+    """(N, 6) -> (N, 3) -> (N, 6): Dense encoder, Dense + tanh decoder, seeded."""
+    enc = keras.Sequential([keras.Input((6,)), dense(3, seed)])
+    dec = keras.Sequential([keras.Input((3,)), dense(6, seed + 1, "tanh")])
+    return enc, dec
+
+
+class VAEEncoder(keras.Model):
+    """(N, 6) -> (mean, logvar) each (N, 3), as a list or a dict."""
+
+    def __init__(self, as_dict):
+        super().__init__()
+        self.body = dense(16, 0, "tanh")
+        self.mean, self.logvar = dense(3, 1), dense(3, 2)
+        self.as_dict = as_dict
+
+    def call(self, x):
+        h = self.body(x)
+        m, lv = self.mean(h), self.logvar(h)
+        return {"logvar": lv, "mean": m} if self.as_dict else [m, lv]
+
+
+class DriftingDecoder(keras.Model):
+    """Adds a Python-side call counter: the traced graph freezes the value seen at trace time,
+    while any two eager calls differ, so ONNX and TensorFlow genuinely disagree on at least
+    one of the two parity sets (random, real) that export checks."""
+
+    def __init__(self, n=6):
+        super().__init__()
+        self.lin = dense(n, 3)
+        self.calls = 0
+
+    def call(self, z):
+        self.calls += 1
+        return self.lin(z) + float(self.calls)
+
+
+def conv_pair() -> tuple[keras.Model, keras.Model]:
+    """(N, 8, 8, 1) -> latent (N, 2, 2, 4) -> (N, 8, 8, 1), channels-last."""
+    init = keras.initializers.GlorotUniform
+    enc = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(0)),
+        keras.layers.Conv2D(4, 3, strides=2, padding="same", kernel_initializer=init(1)),
+    ])
+    dec = keras.Sequential([
+        keras.Input((2, 2, 4)),
+        keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same", activation="relu", kernel_initializer=init(2)),
+        keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid", kernel_initializer=init(3)),
+    ])
+    return enc, dec

@@ -29,7 +29,7 @@ def test_knn_exclude_self_is_leave_one_out():
 def test_latent_knn_variants(reduce, normalize):
     rng = np.random.default_rng(2)
     z_id, z = rng.normal(size=(200, 5)).astype(np.float32), rng.normal(size=(20, 5)).astype(np.float32) * 3
-    s = LatentKNN(10, reduce, normalize=normalize).fit(Evidence(latents=z_id))
+    s = LatentKNN(10, reduce=reduce, normalize=normalize).fit(Evidence(latents=z_id))
     got = s.score(Evidence(latents=z))
     b = z_id / np.linalg.norm(z_id, axis=1, keepdims=True) if normalize else z_id
     q = z / np.linalg.norm(z, axis=1, keepdims=True) if normalize else z

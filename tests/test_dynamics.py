@@ -9,7 +9,7 @@ from flowcore.analysis.checkpoints import chamfer_similarity, checkpoint_metrics
 from flowcore.analysis.ood.metrics import fpr95_id_positive
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
 from flowcore.io import to_jsonable
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import iterate
@@ -101,5 +101,13 @@ def test_checkpoint_fpr95_matches_manual_score(digits_bundle, digits, two_checkp
 def test_checkpoint_metrics_errors(digits_bundle, digits):
     with pytest.raises(DataError):
         checkpoint_metrics([], digits["x_train"], digits["x_test"])
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError):
         checkpoint_metrics([digits_bundle], digits["x_train"], digits["x_test"], names=["a", "b"])
+
+
+def test_checkpoint_metrics_save_load_rows(two_checkpoints, tmp_path):
+    from flowcore.analysis.checkpoints import CheckpointMetrics  # noqa: PLC0415
+
+    back = CheckpointMetrics.load(two_checkpoints.save(tmp_path / "c"))
+    assert back.rows() == two_checkpoints.rows() == list(two_checkpoints)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["checkpoints.json", "checkpoints.npz"]

@@ -9,7 +9,7 @@ import pytest
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
 from flowcore.dynamics.grouping import group_points, group_points_ref
 
 
@@ -64,7 +64,7 @@ def test_edge_inputs(fn):
         fn(np.array([[1.0, 0.0], [1.0, np.nan]]))
     with pytest.raises(DataError, match="Inf"):
         fn(np.array([[np.inf, 0.0]]))
-    with pytest.raises(DataError, match="unknown metric"):
+    with pytest.raises(ParameterError, match="unknown metric"):
         fn(np.ones((2, 2)), metric="manhattan")
     with pytest.raises(DataError, match=r"shape \(N, k\)"):
         fn(np.ones(3))

@@ -11,7 +11,7 @@ from flowcore.analysis.memorization import (
     rank_at_variance,
 )
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
 from flowcore.runtime.latent_map import LatentMap
 
 from _graphs import two_attractors
@@ -68,7 +68,7 @@ def test_min_vs_max_as_documented():
     # a decoded training row: max is 1 (itself), min is its farthest training point
     assert memorization_coefficient(x[:1], x)[0] == pytest.approx(1.0)
     assert memorization_coefficient(x[:1], x, reduce="min")[0] < 1.0
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError):
         memorization_coefficient(d, x, reduce="mean")
 
 
@@ -112,7 +112,7 @@ def test_rank_at_variance_known_rank():
     assert rank_at_variance(diag, level=0.6, center=False) == 1
     assert rank_at_variance(diag, level=0.95, center=False) == 3
     assert rank_at_variance(np.ones((1, 4))) == 0  # one row, centred: nothing left
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError):
         rank_at_variance(diag, level=0.0)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from flowcore.errors import BadInputError, DataError
 from flowcore.analysis.ood.evaluation import MEAN, OODReport, evaluate
+from flowcore.plots.ood import write_report
 
 import sklearn  # noqa: F401  (the analysis extra: a missing one must fail, never skip)
 
@@ -87,7 +88,7 @@ def test_methods_subset_and_bad_inputs():
 
 
 def test_save_without_figures_round_trips(separable, tmp_path):
-    separable.save(tmp_path, figures=False)
+    separable.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "report.json", "scores.npz"]
     back = OODReport.load(tmp_path)
     assert back.rows == separable.rows and back.methods == separable.methods
@@ -137,7 +138,7 @@ def test_digits_report(digits_report, digits):
 
 def test_digits_report_files(digits_report, tmp_path):
     rep = digits_report
-    out = rep.save(tmp_path / "rep")
+    out = write_report(rep, tmp_path / "rep")
     names = {p.name for p in out.iterdir()}
     assert {"metrics.csv", "report.json", "scores.npz", "roc.png", "roc.csv",
             "hist_uniform_noise.png", "hist_uniform_noise.csv", "hist_permuted.png", "hist_permuted.csv"} <= names
@@ -179,6 +180,6 @@ def test_import_is_light_and_missing_matplotlib_is_one_line(separable, tmp_path,
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if not installed
     with pytest.raises(BackendError, match=r"flowcore\[analysis\]") as info:
-        separable.save(tmp_path / "rep")
+        write_report(separable, tmp_path / "rep")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "rep").exists()  # nothing written

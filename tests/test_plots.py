@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from flowcore.errors import BackendError, DataError
+from flowcore.errors import BackendError, DataError, ParameterError
 from flowcore.dynamics.field import FieldGrid
 from flowcore import plots
 
@@ -227,7 +227,7 @@ def test_save_figure(tmp_path):
     assert p.read_bytes() == png
     assert c.read_text(encoding="utf-8") == text
     assert sorted(os.listdir(tmp_path / "figs")) == ["mem_vs_k.csv", "mem_vs_k.png"]  # no temp files left
-    with pytest.raises(DataError, match="stem"):
+    with pytest.raises(ParameterError, match="stem"):
         plots.save_figure(png, text, tmp_path, "a/b")
     with pytest.raises(DataError, match="PNG"):
         plots.save_figure(b"not png", text, tmp_path, "x")

@@ -14,7 +14,7 @@ from flowcore.analysis.probing import (  # noqa: E402
     probe,
 )
 from flowcore.bundle.flowbundle import FlowBundle  # noqa: E402
-from flowcore.errors import DataError  # noqa: E402
+from flowcore.errors import DataError, ParameterError  # noqa: E402
 from flowcore.runtime.latent_map import LatentMap  # noqa: E402
 
 from _graphs import two_attractors  # noqa: E402
@@ -44,7 +44,7 @@ def test_omp_clamps_and_validates():
     assert coef[0, 3] == 0.0
     with pytest.raises(DataError, match="columns"):
         omp_reconstruct(dic, np.ones((1, 4)), 1)
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError):
         omp_reconstruct(dic, t, 0)
     with pytest.raises(DataError, match="nonzero"):
         omp_reconstruct(np.zeros((3, 2)), t, 1)
@@ -110,7 +110,7 @@ def test_probe_on_digits(digits_bundle, digits, tmp_path):
     back = ProbeReport.load(tmp_path / "probe")
     np.testing.assert_array_equal(back.mse_input["noise"], rep.mse_input["noise"])
     assert back.settings == j["settings"] and back.dictionary_sizes == rep.dictionary_sizes
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError):
         probe(lmap, digits["x_test"][:5], digits["x_train"], bases=("nope",))
 
 

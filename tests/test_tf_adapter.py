@@ -1,4 +1,6 @@
-"""flowcore_tensorflow.export: parity, dynamic batch, model kinds, output selection, failure modes.
+"""flowcore_tensorflow specifics: Keras model kinds, tf.function traces, converter failures, opsets,
+logger hygiene. The checks both adapters share (parity, dynamic batch, output selection, non-flat
+latents, failure modes, load_model) are in ``tests/test_adapter_contract.py``.
 
 TensorFlow is imported unconditionally: where it is missing this module fails to collect
 (loudly), it is never skipped.
@@ -20,12 +22,10 @@ import onnxruntime as ort  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import flowcore  # noqa: E402
 import flowcore_tensorflow as ftf  # noqa: E402
-from flowcore.bundle.flowbundle import FlowBundle  # noqa: E402
-from flowcore.errors import BundleError, ExportError  # noqa: E402
+from flowcore.errors import ExportError  # noqa: E402
 
-from _tf_models import iterate_keras, train_digits_ae  # noqa: E402
+from _tf_models import dense, tiny_pair  # noqa: E402
 
 TIGHT = 1e-5
 
@@ -54,169 +54,25 @@ def _x6(n=8, seed=0):
     return np.random.default_rng(seed).standard_normal((n, 6)).astype(np.float32)
 
 
-def _dense(units, seed, activation=None):
-    return keras.layers.Dense(units, activation=activation, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
-
-
-def _tiny_pair(seed=0):
-    enc = keras.Sequential([keras.Input((6,)), _dense(3, seed)])
-    dec = keras.Sequential([keras.Input((3,)), _dense(6, seed + 1, "tanh")])
-    return enc, dec
-
-
-# ---------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def tf_digits(digits):
-    """The conftest digits split, channels-last: x_* of shape (n, 8, 8, 1) float32 in [0, 1]."""
-    return {k: (np.ascontiguousarray(v.transpose(0, 2, 3, 1)) if k.startswith("x_") else v) for k, v in digits.items()}
-
-
-@pytest.fixture(scope="session")
-def keras_digits_ae(tf_digits):
-    """(encoder, decoder): Keras Sequential encoder + Functional decoder, k=8, trained ~2 s.
-
-    Recipe in ``tests/_tf_models.py::train_digits_ae``. Do not modify the models.
-    """
-    return train_digits_ae(tf_digits["x_train"], k=8, seed=0)
-
-
-@pytest.fixture(scope="session")
-def tf_digits_bundle(keras_digits_ae, tf_digits, tmp_path_factory):
-    enc, dec = keras_digits_ae
-    path = tmp_path_factory.mktemp("tf_digits_bundle") / "bundle"
-    return ftf.export(
-        enc, dec, tf_digits["x_train"][:64], path,
-        real_inputs=tf_digits["x_test"],
-        preprocessing="8x8 scikit-learn digits / 16, float32 in [0, 1], shape (N, 8, 8, 1)",
-        notes="tests/test_tf_adapter.py Keras digits MLP autoencoder, k=8",
-    )
-
-
 # ------------------------------------------------------------------ small models
 class SubclassedEncoder(keras.Model):
     """(N, 6) -> (N, 3); never built before export."""
 
     def __init__(self):
         super().__init__()
-        self.hidden = _dense(16, 0, "tanh")
-        self.out = _dense(3, 1)
+        self.hidden = dense(16, 0, "tanh")
+        self.out = dense(3, 1)
 
     def call(self, x):
         return self.out(self.hidden(x))
 
 
-class VAEEncoder(keras.Model):
-    """(N, 6) -> (mean, logvar) each (N, 3), as a list or a dict."""
-
-    def __init__(self, as_dict):
-        super().__init__()
-        self.body = _dense(16, 0, "tanh")
-        self.mean, self.logvar = _dense(3, 1), _dense(3, 2)
-        self.as_dict = as_dict
-
-    def call(self, x):
-        h = self.body(x)
-        m, lv = self.mean(h), self.logvar(h)
-        return {"logvar": lv, "mean": m} if self.as_dict else [m, lv]
-
-
-class DriftingDecoder(keras.Model):
-    """Adds a Python-side call counter: the traced graph freezes the value seen at trace time,
-    while any two eager calls differ, so ONNX and TensorFlow genuinely disagree on at least
-    one of the two parity sets (random, real) that export checks."""
-
-    def __init__(self, n=6):
-        super().__init__()
-        self.lin = _dense(n, 3)
-        self.calls = 0
-
-    def call(self, z):
-        self.calls += 1
-        return self.lin(z) + float(self.calls)
-
-
-def _conv_pair():
-    """(N, 8, 8, 1) -> latent (N, 2, 2, 4) -> (N, 8, 8, 1), channels-last."""
-    init = keras.initializers.GlorotUniform
-    enc = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", kernel_initializer=init(0)),
-        keras.layers.Conv2D(4, 3, strides=2, padding="same", kernel_initializer=init(1)),
-    ])
-    dec = keras.Sequential([
-        keras.Input((2, 2, 4)),
-        keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same", activation="relu", kernel_initializer=init(2)),
-        keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid", kernel_initializer=init(3)),
-    ])
-    return enc, dec
-
-
-# ------------------------------------------------------------- the digits AE
-def test_digits_bundle_manifest(tf_digits_bundle):
-    b = tf_digits_bundle
-    m = b.manifest
-    assert b.input_shape == (8, 8, 1) and b.latent_shape == (8,)
-    assert (m["encoder"]["input"], m["encoder"]["output"]) == (ftf.INPUT_NAME, ftf.LATENT_NAME) == ("x", "z")
-    assert (m["decoder"]["input"], m["decoder"]["output"]) == ("z", "x_hat") == (ftf.LATENT_NAME, ftf.OUTPUT_NAME)
-    assert m["encoder"]["opset"] == m["decoder"]["opset"] == m["source"]["opset"] == 18
-    assert m["encoder"]["ir_version"] == m["decoder"]["ir_version"]
-    src = m["source"]
-    assert src["framework"] == "tensorflow" and src["exporter"] == ftf.EXPORTER == "tf2onnx.convert.from_function"
-    assert src["version"] == tf.__version__ and src["keras"] == keras.__version__
-    assert src["tf2onnx"] and "encoder_output" not in src
-    assert m["preprocessing"].startswith("8x8") and "k=8" in m["notes"]
-    for part in (b.encoder, b.decoder):
-        (vin,), (vout,) = part.graph.input, part.graph.output
-        assert vin.type.tensor_type.shape.dim[0].dim_param == "batch"  # symbolic, one name for in and out
-        assert vout.type.tensor_type.shape.dim[0].dim_param == "batch"
-
-
-def test_digits_parity_random_and_real(tf_digits_bundle, keras_digits_ae, tf_digits):
-    enc, dec = keras_digits_ae
-    x_real = tf_digits["x_test"]
-    x_rand = (np.random.default_rng(1).standard_normal((50, 8, 8, 1)) * x_real.std() + x_real.mean()).astype(np.float32)
-    for x in (x_real, x_rand):
-        z_t = _tf(enc, x)
-        assert _rel(_run(tf_digits_bundle, "encoder", x), z_t) <= TIGHT
-        assert _rel(_run(tf_digits_bundle, "decoder", z_t), _tf(dec, z_t)) <= TIGHT
-        res = ftf.parity(tf_digits_bundle, enc, dec, x, batch_size=16)
-        assert res["n"] == len(x) and res["encoder"] <= TIGHT and res["decoder"] <= TIGHT
-
-
-@pytest.mark.parametrize("n", [1, 3, 257])
-def test_dynamic_batch(tf_digits_bundle, keras_digits_ae, tf_digits, n):
-    enc, dec = keras_digits_ae
-    x = np.resize(tf_digits["x_test"], (n, 8, 8, 1)).astype(np.float32)
-    z = _run(tf_digits_bundle, "encoder", x)
-    x_hat = _run(tf_digits_bundle, "decoder", z)
-    assert z.shape == (n, 8) and x_hat.shape == (n, 8, 8, 1)
-    assert _rel(z, _tf(enc, x)) <= TIGHT
-    assert _rel(x_hat, _tf(dec, z)) <= TIGHT
-
-
-def test_digits_latent_map_iterates(tf_digits_bundle, keras_digits_ae, tf_digits):
-    """LatentMap fuses the tf2onnx graphs; iterate converges from most test latents."""
-    enc, dec = keras_digits_ae
-    lmap = flowcore.LatentMap(tf_digits_bundle, providers="cpu")
-    z0 = lmap.encode(tf_digits["x_test"])
-    assert _rel(z0, _tf(enc, tf_digits["x_test"])) <= TIGHT
-    assert _rel(lmap(z0), _tf(enc, _tf(dec, z0))) <= TIGHT
-    traj = flowcore.iterate(lmap, z0, tol=1e-6, max_steps=3000)
-    assert traj.converged.mean() >= 0.95
-    assert np.median(traj.steps[traj.converged]) < 1000
-    # the same trajectories in TensorFlow end at the same points
-    z_tf, _, done = iterate_keras(enc, dec, z0, tol=1e-6, max_steps=3000)
-    both = traj.converged & done
-    assert both.mean() >= 0.9
-    np.testing.assert_allclose(traj.final[both], z_tf[both], atol=5e-3)
-
-
 # ---------------------------------------------------------------- model kinds
 def _functional_pair():
     x = keras.Input((6,))
-    z = _dense(3, 0)(keras.layers.Activation("tanh")(_dense(8, 5)(x)))
+    z = dense(3, 0)(keras.layers.Activation("tanh")(dense(8, 5)(x)))
     zi = keras.Input((3,))
-    return keras.Model(x, z), keras.Model(zi, _dense(6, 1)(zi))
+    return keras.Model(x, z), keras.Model(zi, dense(6, 1)(zi))
 
 
 def _tf_function_pair():
@@ -238,11 +94,11 @@ def _tf_function_pair():
 @pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed", "tf_function", "plain_callable"])
 def test_model_kinds(tmp_path, kind):
     if kind == "sequential":
-        enc, dec = _tiny_pair()
+        enc, dec = tiny_pair()
     elif kind == "functional":
         enc, dec = _functional_pair()
     elif kind == "subclassed":
-        enc, dec = SubclassedEncoder(), keras.Sequential([_dense(6, 2)])
+        enc, dec = SubclassedEncoder(), keras.Sequential([dense(6, 2)])
     elif kind == "tf_function":
         enc, dec = _tf_function_pair()
     else:  # any callable of tensors
@@ -262,8 +118,8 @@ def test_model_kinds(tmp_path, kind):
 def test_never_called_models_are_built_by_export(tmp_path):
     """Decision: export calls both models eagerly on example_input first, which builds a
     Keras model that was never called; the batch axis still stays dynamic."""
-    enc = keras.Sequential([_dense(4, 0, "tanh"), _dense(3, 1)])  # no Input: unbuilt
-    dec = keras.Sequential([_dense(6, 2)])
+    enc = keras.Sequential([dense(4, 0, "tanh"), dense(3, 1)])  # no Input: unbuilt
+    dec = keras.Sequential([dense(6, 2)])
     assert not enc.built and not dec.built
     b = ftf.export(enc, dec, _x6(5), tmp_path / "b")
     assert enc.built and dec.built
@@ -273,88 +129,24 @@ def test_never_called_models_are_built_by_export(tmp_path):
 
 
 def test_keras_inference_mode_used(tmp_path):
-    enc = keras.Sequential([keras.Input((6,)), _dense(3, 0), keras.layers.Dropout(0.5), keras.layers.BatchNormalization()])
-    dec = keras.Sequential([keras.Input((3,)), _dense(6, 1)])
+    enc = keras.Sequential([keras.Input((6,)), dense(3, 0), keras.layers.Dropout(0.5), keras.layers.BatchNormalization()])
+    dec = keras.Sequential([keras.Input((3,)), dense(6, 1)])
     b = ftf.export(enc, dec, _x6(), tmp_path / "b")  # training-mode dropout/BN would break parity
     res = ftf.parity(b, enc, dec, _x6(20, seed=5))
     assert res["encoder"] <= TIGHT and res["decoder"] <= TIGHT
 
 
-def test_example_batch_of_one(tmp_path):
-    enc, dec = _tiny_pair()
-    b = ftf.export(enc, dec, tf.constant(_x6(1)), tmp_path / "b")
-    for part in (b.encoder, b.decoder):
-        for vi in (part.graph.input[0], part.graph.output[0]):
-            assert vi.type.tensor_type.shape.dim[0].dim_param == "batch"
-    x = _x6(5, seed=2)
-    assert _rel(_run(b, "encoder", x), _tf(enc, x)) <= TIGHT
-
-
 # ------------------------------------------------------------ output selection
-@pytest.mark.parametrize("as_dict", [False, True], ids=["list", "dict"])
-@pytest.mark.parametrize("choice", [None, "other"])
-def test_structured_encoder_output(tmp_path, as_dict, choice):
-    enc = VAEEncoder(as_dict)
-    dec = keras.Sequential([keras.Input((3,)), _dense(6, 4)])
-    pick = None if choice is None else ("logvar" if as_dict else 1)
-    x = _x6()
-    b = ftf.export(enc, dec, x, tmp_path / "b", encoder_output=pick)
-    out = enc(tf.constant(x), training=False)
-    if as_dict:
-        want, other = ("mean", "logvar") if pick is None else ("logvar", "mean")
-    else:
-        want, other = (0, 1) if pick is None else (1, 0)
-    assert b.latent_shape == (3,)
-    assert b.manifest["source"]["encoder_output"] == want
-    assert [v.name for v in b.encoder.graph.output] == ["z"]
-    z = _run(b, "encoder", x)
-    assert _rel(z, out[want].numpy()) <= TIGHT
-    assert _rel(z, out[other].numpy()) > 1e-3  # it really is the chosen one
-    res = ftf.parity(b, enc, dec, x, encoder_output=pick)
-    assert res["encoder"] <= TIGHT and res["decoder"] <= TIGHT
-
-
 def test_functional_dict_prefers_mu(tmp_path):
     x = keras.Input((6,))
-    h = _dense(8, 0, "tanh")(x)
-    enc = keras.Model(x, {"log_sigma": _dense(3, 1)(h), "mu": _dense(3, 2)(h)})
-    b = ftf.export(enc, keras.Sequential([keras.Input((3,)), _dense(6, 3)]), _x6(), tmp_path / "b")
+    h = dense(8, 0, "tanh")(x)
+    enc = keras.Model(x, {"log_sigma": dense(3, 1)(h), "mu": dense(3, 2)(h)})
+    b = ftf.export(enc, keras.Sequential([keras.Input((3,)), dense(6, 3)]), _x6(), tmp_path / "b")
     assert b.manifest["source"]["encoder_output"] == "mu"
     assert _rel(_run(b, "encoder", _x6()), enc(_x6())["mu"].numpy()) <= TIGHT
 
 
-@pytest.mark.parametrize(
-    "as_dict, pick, match",
-    [(False, 2, "does not index"), (False, "mean", "does not index"), (True, "sigma", "not a key"), (True, 0, "not a key")],
-)
-def test_bad_encoder_output(tmp_path, as_dict, pick, match):
-    with pytest.raises(ExportError, match=match):
-        ftf.export(VAEEncoder(as_dict), _dense(6, 0), _x6(), tmp_path / "b", encoder_output=pick)
-    assert not (tmp_path / "b").exists()
-
-
-def test_tensor_encoder_rejects_encoder_output(tmp_path):
-    enc, dec = _tiny_pair()
-    with pytest.raises(ExportError, match="single tensor"):
-        ftf.export(enc, dec, _x6(), tmp_path / "b", encoder_output=0)
-
-
 # --------------------------------------------------------------- shapes
-def test_nonflat_latent(tmp_path, tf_digits):
-    enc, dec = _conv_pair()
-    x = tf_digits["x_train"][:16]
-    b = ftf.export(enc, dec, x, tmp_path / "conv", real_inputs=tf_digits["x_test"])
-    assert b.input_shape == (8, 8, 1) and b.latent_shape == (2, 2, 4) and b.latent_dim == 16
-    assert b.manifest["input_shape"] == [8, 8, 1] and b.manifest["latent_shape"] == [2, 2, 4]
-    res = ftf.parity(b, enc, dec, tf_digits["x_test"])
-    assert res["encoder"] <= TIGHT and res["decoder"] <= TIGHT
-    assert _run(b, "encoder", tf_digits["x_test"][:5]).shape == (5, 2, 2, 4)
-    lmap = flowcore.LatentMap(b, providers="cpu")
-    z = lmap.encode(tf_digits["x_test"][:20])
-    assert z.shape == (20, 2, 2, 4)
-    assert _rel(lmap(z), _tf(enc, _tf(dec, z))) <= TIGHT
-
-
 def test_unknown_static_dims_are_filled_from_the_eager_call(tmp_path):
     """A reshape to (tf.shape(x)[0], -1) leaves tf2onnx with an unknown dim; export pins it."""
     enc = tf.function(lambda x: tf.reshape(x, (tf.shape(x)[0], -1)))
@@ -366,19 +158,6 @@ def test_unknown_static_dims_are_filled_from_the_eager_call(tmp_path):
 
 
 # ------------------------------------------------------------------ failures
-def test_broken_parity_raises_and_leaves_nothing(tmp_path):
-    enc, dec = _tiny_pair()[0], DriftingDecoder()
-    with pytest.raises(ExportError, match=r"parity failed: the decoder on (random|real) inputs .* relative error") as ei:
-        ftf.export(enc, dec, _x6(), tmp_path / "b")
-    assert "\n" not in str(ei.value)
-    assert list(tmp_path.iterdir()) == []  # no bundle, no staging folder
-    # without the check the export succeeds, and parity() sees the drift: the graph holds one
-    # frozen counter value, two successive eager calls hold two different ones
-    b = ftf.export(enc, dec, _x6(), tmp_path / "b", check=False)
-    errs = [ftf.parity(b, enc, dec, _x6())["decoder"] for _ in range(2)]
-    assert max(errs) > 1e-2
-
-
 @pytest.mark.parametrize("which", ["py_function", "numpy_function"])
 def test_unconvertible_op_is_one_line_export_error(tmp_path, which):
     wrap = tf.py_function if which == "py_function" else tf.numpy_function
@@ -391,9 +170,9 @@ def test_unconvertible_op_is_one_line_export_error(tmp_path, which):
 
 
 def test_model_failure_is_one_line_export_error(tmp_path):
-    enc = keras.Sequential([keras.Input((5,)), _dense(3, 0)])  # expects 5 features, gets 6
+    enc = keras.Sequential([keras.Input((5,)), dense(3, 0)])  # expects 5 features, gets 6
     with pytest.raises(ExportError, match="calling the encoder eagerly failed") as ei:
-        ftf.export(enc, _dense(6, 1), _x6(), tmp_path / "b")
+        ftf.export(enc, dense(6, 1), _x6(), tmp_path / "b")
     assert "\n" not in str(ei.value)
     assert ei.value.__cause__ is not None
 
@@ -406,24 +185,10 @@ def test_fixed_batch_model_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_decoder_shape_mismatch(tmp_path):
-    enc = keras.Sequential([keras.Input((6,)), _dense(3, 0)])
-    with pytest.raises(ExportError, match="input shape") as ei:
-        ftf.export(enc, _dense(5, 1), _x6(), tmp_path / "b")
-    assert "\n" not in str(ei.value)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_float64_input_refused(tmp_path):
-    enc, dec = _tiny_pair()
-    with pytest.raises(ExportError, match="float32"):
-        ftf.export(enc, dec, _x6().astype(np.float64), tmp_path / "b")
-
-
 def test_float16_model_refused(tmp_path):
     enc = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, dtype="float16")])
     with pytest.raises(ExportError, match="float32"):
-        ftf.export(enc, _dense(6, 1), _x6(), tmp_path / "b")
+        ftf.export(enc, dense(6, 1), _x6(), tmp_path / "b")
 
 
 def test_not_callable_refused(tmp_path):
@@ -431,33 +196,8 @@ def test_not_callable_refused(tmp_path):
         ftf.export("encoder.keras", lambda z: z, _x6(), tmp_path / "b")
 
 
-def test_existing_path_needs_overwrite(tmp_path):
-    enc, dec = _tiny_pair()
-    b = ftf.export(enc, dec, _x6(), tmp_path / "b")
-    with pytest.raises(BundleError, match="already exists"):
-        ftf.export(enc, dec, _x6(), tmp_path / "b")
-    enc2, dec2 = _tiny_pair(seed=7)
-    b2 = ftf.export(enc2, dec2, _x6(), tmp_path / "b", overwrite=True)
-    assert b2.sha256 != b.sha256 and FlowBundle.load(tmp_path / "b").sha256 == b2.sha256
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "keep.txt").write_text("user data")
-    with pytest.raises(BundleError, match="not a FlowBundle"):
-        ftf.export(enc, dec, _x6(), tmp_path / "other", overwrite=True)
-    assert (tmp_path / "other" / "keep.txt").is_file()
-
-
-def test_failed_overwrite_keeps_old_bundle(tmp_path):
-    enc, dec = _tiny_pair()
-    b = ftf.export(enc, dec, _x6(), tmp_path / "b")
-    with pytest.raises(ExportError):
-        ftf.export(enc, DriftingDecoder(), _x6(), tmp_path / "b", overwrite=True)
-    assert FlowBundle.load(tmp_path / "b").sha256 == b.sha256
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
-
-
 def test_opset_is_exact(tmp_path):
-    enc, dec = _tiny_pair()
+    enc, dec = tiny_pair()
     b = ftf.export(enc, dec, _x6(), tmp_path / "b", opset=17)
     assert b.manifest["encoder"]["opset"] == b.manifest["decoder"]["opset"] == b.manifest["source"]["opset"] == 17
     try:  # tf2onnx 1.17 stops at 18: either the bundle really is opset 19, or export refuses in one line
@@ -469,20 +209,12 @@ def test_opset_is_exact(tmp_path):
         assert b19.manifest["encoder"]["opset"] == b19.manifest["decoder"]["opset"] == 19
 
 
-def test_parity_rejects_bad_inputs(tf_digits_bundle, keras_digits_ae, tf_digits):
-    enc, dec = keras_digits_ae
-    with pytest.raises(ExportError, match="float32"):
-        ftf.parity(tf_digits_bundle, enc, dec, tf_digits["x_test"].astype(np.float64))
-    with pytest.raises(ExportError, match="expected"):
-        ftf.parity(tf_digits_bundle, enc, dec, tf_digits["x_test"].reshape(-1, 64))
-
-
 # ------------------------------------------------------------- side effects
 def test_export_restores_loggers_and_prints_nothing(tmp_path, capsys):
     names = ("tf2onnx", "tensorflow", "absl")
     before = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate, list(logging.getLogger(n).handlers))
               for n in names}
-    enc, dec = _tiny_pair()
+    enc, dec = tiny_pair()
     ftf.export(enc, dec, _x6(), tmp_path / "b")
     after = {n: (logging.getLogger(n).level, logging.getLogger(n).propagate, list(logging.getLogger(n).handlers))
              for n in names}

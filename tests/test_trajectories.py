@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
 
@@ -128,7 +128,7 @@ def test_save_load_and_edges(tmp_path):
     assert len(empty) == 0 and empty.counts()["converged"] == 0
     with pytest.raises(DataError, match="NaN"):
         iterate(lmap, np.array([[np.nan, 0.0]]))
-    with pytest.raises(DataError, match="tol"):
+    with pytest.raises(ParameterError, match="tol"):
         iterate(lmap, np.ones((1, 2)), tol=0)
 
 
@@ -167,5 +167,5 @@ def test_empty_starts_with_paths_and_features(tmp_path):
     tr = iterate(lmap, np.zeros((0, 2)), record_every=2, reference=np.zeros((1, 2)))
     assert tr.path.shape == (0, 0, 2) and tr.path_steps.shape == (0, 0)
     assert all(len(v) == 0 for v in tr.features.values())
-    with pytest.raises(DataError, match="norm_limit"):
+    with pytest.raises(ParameterError, match="norm_limit"):
         iterate(lmap, np.ones((1, 2)), norm_limit=-1)

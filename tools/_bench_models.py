@@ -3,8 +3,9 @@
 Two MLP autoencoders, trained here (seeded) so that the torch baseline and the ONNX bundle hold
 identical weights:
 
-* **demo architecture** — the model of the shipped demo bundle (recipe of
-  ``tools/make_demo_bundle.py`` / ``tests/_models.py``): scikit-learn digits 8×8, k = 8::
+* **demo architecture** — the model of the shipped demo bundle: scikit-learn digits 8×8, k = 8,
+  architecture, split and training recipe from ``flowcore_torch.recipes`` (the one copy the demo
+  bundle, ``tools/make_demo_bundle.py`` and the tests use)::
 
       encoder (N, 1, 8, 8) -> Flatten -> Linear(64, 64) -> Tanh -> Linear(64, 8)
       decoder (N, 8) -> Linear(8, 64) -> Tanh -> Linear(64, 64) -> Unflatten -> Sigmoid
@@ -17,9 +18,8 @@ identical weights:
   Its trajectories need from tens to thousands of steps (a few rows reach max_steps = 3000),
   which is the case per-row stopping is built for.
 
-Export goes through ``flowcore_torch.export`` when the adapter is importable, else through
-``torch.onnx.export(dynamo=True, dynamic_shapes=..., external_data=False)`` and
-``FlowBundle.write`` (the same graphs, minus the adapter's parity check).
+Export goes through ``flowcore_torch.export`` (parity-checked). The torch adapter is needed
+anyway: the demo recipe lives in it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from flowcore_torch.recipes import digits_decoder, digits_encoder, digits_split, train_autoencoder
+
 __all__ = [
     "DigitsEncoder",
     "DigitsDecoder",
@@ -49,13 +51,9 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- data
 def load_digits_split(seed: int = 0, n_test: int = 360) -> dict[str, np.ndarray]:
-    """scikit-learn digits as (N, 1, 8, 8) float32 in [0, 1], split like the demo bundle."""
-    from sklearn.datasets import load_digits  # noqa: PLC0415
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
-    perm = np.random.default_rng(seed).permutation(len(x))
-    return {"x_train": x[perm[:-n_test]], "x_test": x[perm[-n_test:]]}
+    """scikit-learn digits as (N, 1, 8, 8) float32 in [0, 1], split like the demo bundle (``x_train``, ``x_test``)."""
+    d = digits_split(seed, n_test=n_test)
+    return {"x_train": d["x_train"], "x_test": d["x_test"]}
 
 
 def load_mnist() -> np.ndarray:
@@ -67,16 +65,8 @@ def load_mnist() -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- models
-class DigitsEncoder(nn.Sequential):
-    def __init__(self, k: int = 8, hidden: int = 64):
-        super().__init__(nn.Flatten(), nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, k))
-
-
-class DigitsDecoder(nn.Sequential):
-    def __init__(self, k: int = 8, hidden: int = 64):
-        super().__init__(
-            nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, 64), nn.Unflatten(1, (1, 8, 8)), nn.Sigmoid()
-        )
+DigitsEncoder = digits_encoder  # the demo architecture (plain nn.Sequential builders)
+DigitsDecoder = digits_decoder
 
 
 class MnistEncoder(nn.Sequential):
@@ -89,50 +79,10 @@ class MnistDecoder(nn.Sequential):
         super().__init__(nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, 784), nn.Sigmoid())
 
 
-def train_ae(
-    encoder: nn.Module,
-    decoder: nn.Module,
-    x_train: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-) -> tuple[nn.Module, nn.Module, float]:
-    """Adam on MSE, seeded batch order. Modules must be built after ``torch.manual_seed(seed)``.
-
-    Returns (encoder, decoder, last-epoch mean loss), both modules in eval mode.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on 2 shared cores: one thread trains fastest and steadiest
-    try:
-        return _train(encoder, decoder, x_train, epochs=epochs, batch_size=batch_size, lr=lr,
-                      weight_decay=weight_decay, seed=seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(encoder, decoder, x_train, *, epochs, batch_size, lr, weight_decay, seed):
-    params = list(encoder.parameters()) + list(decoder.parameters())
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
-    gen = torch.Generator().manual_seed(seed)
-    encoder.train()
-    decoder.train()
-    last = float("nan")
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            xb = x[perm[i : i + batch_size]]
-            loss = torch.mean((decoder(encoder(xb)) - xb) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(xb)
-        last = total / len(x)
-    return encoder.train(False), decoder.train(False), last  # inference mode
+# Adam on MSE, seeded batch order, one torch thread by default (small models on 2 shared cores
+# train fastest and steadiest on one); returns (encoder, decoder, last-epoch mean loss) in eval
+# mode. Build the modules after ``torch.manual_seed(seed)``.
+train_ae = train_autoencoder
 
 
 # ----------------------------------------------------------------------------- export
@@ -154,48 +104,15 @@ def _quiet_export():
                 logging.getLogger(n).setLevel(lvl)
 
 
-def _export_one(module: nn.Module, example: torch.Tensor, in_name: str, out_name: str):
-    batch = torch.export.Dim("batch", min=1)
-    prog = torch.onnx.export(
-        module,
-        (example,),
-        dynamo=True,
-        dynamic_shapes=({0: batch},),
-        external_data=False,
-        input_names=[in_name],
-        output_names=[out_name],
-        verbose=False,
-    )
-    return prog.model_proto
-
-
 def export_bundle(encoder: nn.Module, decoder: nn.Module, example_input: torch.Tensor, path: Path) -> tuple[Any, str, float]:
     """Write ``encoder``/``decoder`` as a FlowBundle at ``path`` (replacing it).
 
     Returns (FlowBundle, exporter description, seconds).
     """
+    import flowcore_torch  # noqa: PLC0415
+
     t0 = time.perf_counter()
     with _quiet_export():
-        try:
-            import flowcore_torch  # noqa: PLC0415
-
-            export = getattr(flowcore_torch, "export", None)
-        except ImportError:
-            export = None
-        if export is not None:
-            bundle = export(encoder, decoder, example_input, path, overwrite=True)
-            how = f"flowcore_torch.export ({getattr(flowcore_torch, '__version__', '?')})"
-        else:
-            from flowcore.bundle.flowbundle import FlowBundle  # noqa: PLC0415
-
-            with torch.no_grad():
-                z = encoder(example_input)
-            enc = _export_one(encoder, example_input, "x", "z")
-            dec = _export_one(decoder, z, "z", "x_hat")
-            bundle = FlowBundle.write(
-                path, enc, dec, overwrite=True,
-                source={"framework": "torch", "version": torch.__version__,
-                        "exporter": "torch.onnx.export(dynamo=True) via tools/_bench_models.py"},
-            )
-            how = "torch.onnx.export(dynamo=True) + FlowBundle.write (flowcore_torch not available)"
+        bundle = flowcore_torch.export(encoder, decoder, example_input, path, overwrite=True)
+    how = f"flowcore_torch.export ({getattr(flowcore_torch, '__version__', '?')})"
     return bundle, how, time.perf_counter() - t0

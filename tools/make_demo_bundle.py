@@ -6,8 +6,9 @@ exports it with ``flowcore_torch.export`` (parity-checked against torch) and wri
     <out>/bundle/            FlowBundle: encoder.onnx, decoder.onnx, flow.json
     <out>/digits_test.npz    x: (360, 1, 8, 8) float32 in [0, 1], y: (360,) int64 labels
 
-Deterministic: a fixed seed, one torch thread, a seeded train/test split. The recipe is the
-one in ``tests/_models.py`` (kept self-contained here on purpose; change both together).
+Deterministic: a fixed seed, one torch thread, a seeded train/test split. The model, the split
+and the training recipe are ``flowcore_torch.recipes`` (the tests and the benchmark use the same
+one); this script only exports, checks and writes.
 
 Needs torch, scikit-learn and both packages (``pip install -e . -e adapters/torch``)::
 
@@ -21,55 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "flowcore" / "data" / "demo"
 N_TEST = 360
-K = 8
-HIDDEN = 64
 
 
-def load_split(seed: int) -> dict[str, np.ndarray]:
-    """Digits / 16 as (N, 1, 8, 8) float32; the last ``N_TEST`` of a seeded permutation are the test split."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = d.target.astype(np.int64)
-    perm = np.random.default_rng(seed).permutation(len(x))
-    tr, te = perm[:-N_TEST], perm[-N_TEST:]
-    return {"x_train": x[tr], "x_test": x[te], "y_train": y[tr], "y_test": y[te]}
-
-
-def build(torch, k: int = K, hidden: int = HIDDEN):
-    """(encoder, decoder): (N, 1, 8, 8) -> (N, k) -> (N, 1, 8, 8), Tanh hidden layers, Sigmoid output."""
-    nn = torch.nn
-    enc = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, k))
-    dec = nn.Sequential(
-        nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, 64), nn.Unflatten(1, (1, 8, 8)), nn.Sigmoid()
-    )
-    return enc, dec
-
-
-def train(torch, x_train: np.ndarray, *, seed: int, epochs: int, batch_size: int = 64, lr: float = 2e-3,
-          weight_decay: float = 1e-4):
-    """Adam on MSE, seeded init and batch order; returns (encoder, decoder) in eval mode."""
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    enc, dec = build(torch)
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=lr, weight_decay=weight_decay)
-    x = torch.from_numpy(np.ascontiguousarray(x_train))
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            xb = x[perm[i : i + batch_size]]
-            loss = torch.mean((dec(enc(xb)) - xb) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return enc.train(False), dec.train(False)  # inference mode
+def _e(v: float) -> str:
+    """0.002 -> '2e-3' (how the bundle's notes write the recipe)."""
+    return f"{v:.0e}".replace("e-0", "e-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
         import flowcore_torch
+        from flowcore_torch.recipes import DIGITS_RECIPE, digits_split, train_digits_autoencoder
         from flowcore.io import save_npz
         from flowcore.runtime.latent_map import LatentMap
         from flowcore.dynamics.trajectories import iterate
@@ -89,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; install with: pip install -e '.[cpu,analysis]' -e adapters/torch", file=sys.stderr)
         return 2
 
+    torch.set_num_threads(1)  # one thread throughout: training, the test MSE and the export repeat bit for bit
     t0 = time.perf_counter()
-    data = load_split(args.seed)
-    enc, dec = train(torch, data["x_train"], seed=args.seed, epochs=args.epochs)
+    data = digits_split(args.seed, n_test=N_TEST)
+    enc, dec, _ = train_digits_autoencoder(data["x_train"], seed=args.seed, epochs=args.epochs)
+    r = DIGITS_RECIPE
     with torch.no_grad():
         xt = torch.from_numpy(data["x_test"])
         mse = float(torch.mean((dec(enc(xt)) - xt) ** 2))
@@ -102,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         enc, dec, data["x_train"][:64], out / "bundle",
         real_inputs=data["x_test"], overwrite=True,
         preprocessing="scikit-learn digits images / 16 as float32 in [0, 1], shape (N, 1, 8, 8)",
-        notes=(f"demo MLP autoencoder 64-{HIDDEN}-{K}-{HIDDEN}-64 (Tanh, Sigmoid output), Adam lr 2e-3, "
-               f"weight decay 1e-4, {args.epochs} epochs, batch 64, seed {args.seed}; "
+        notes=(f"demo MLP autoencoder 64-{r['hidden']}-{r['k']}-{r['hidden']}-64 (Tanh, Sigmoid output), "
+               f"Adam lr {_e(r['lr'])}, weight decay {_e(r['weight_decay'])}, {args.epochs} epochs, "
+               f"batch {r['batch_size']}, seed {args.seed}; "
                f"trained on {len(data['x_train'])} digits, test MSE {mse:.4f}; tools/make_demo_bundle.py"),
     )
     par = flowcore_torch.parity(bundle, enc, dec, data["x_test"])

@@ -16,27 +16,174 @@ The FPR95/AUROC use :mod:`flowcore.analysis.ood.metrics`, which needs scikit-lea
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.errors import BackendError, DataError
-from flowcore.analysis.memorization import (
-    _flat,
-    _mean_std,
-    _nearest,
-    _providers,
-    latent_starts,
-    memorization_coefficient,
-    reconstruction_mse,
-)
+from flowcore.analysis._similarity import _flat, _mean_std, _nearest, _providers
+from flowcore.analysis.memorization import memorization_coefficient, reconstruction_mse
+from flowcore.dynamics.starts import data_starts, latent_starts, subsample_indices
+from flowcore.errors import BackendError, DataError, ParameterError
+from flowcore.results import Array, Result
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import grouping_from_settings
+from flowcore.dynamics.trajectories import iterate
+from flowcore.analysis.ood.metrics import auroc, fpr95_id_positive, fpr95_ood_positive
 
-__all__ = ["chamfer_similarity", "distinct_fraction", "checkpoint_metrics"]
+__all__ = ["chamfer_similarity", "distinct_fraction", "checkpoint_metrics", "CheckpointMetrics"]
+
+SETS = ("train", "test", "noise")  #: start sets, in the order of the (C, 3) arrays
+_STATUS = ("converged", "max_steps", "diverged")
+_SCALARS = ("mem_mean", "mem_std", "test_mse", "chamfer_noise_train", "fpr95_id_positive", "fpr95_ood_positive",
+            "auroc")
+_PER_SET = ("distinct_fraction", "n_attractors", "median_steps")
+
+
+@dataclass(frozen=True)
+class CheckpointMetrics(Result):
+    """The Fig. 3c–d metrics of C checkpoints (see :func:`checkpoint_metrics`).
+
+    Iterating, indexing and ``len`` give the per-checkpoint rows (:meth:`rows`).
+
+    Attributes
+    ----------
+    checkpoints : tuple
+        Label of each checkpoint (str, or its index when it has no path).
+    metrics : dict of str to ndarray of shape (C,), float64
+        mem_mean, mem_std, test_mse, chamfer_noise_train, fpr95_id_positive, fpr95_ood_positive, auroc.
+    distinct_fraction : ndarray of shape (C, 3), float64
+        Per start set ``SETS`` (train, test, noise).
+    n_attractors : ndarray of shape (C, 3), int64
+    median_steps : ndarray of shape (C, 3), float64
+        Median steps of converged rows; NaN when none converged (None in the rows).
+    score_stats : ndarray of shape (C, 2, 2), float64
+        [checkpoint, (train, noise), (mean, std)] of the trajectory score.
+    score_n : ndarray of shape (C, 2), int64
+        Scored train / noise starts.
+    n_nonfinite_scores : ndarray of shape (C,), int64
+    status_counts : ndarray of shape (C, 3, 3), int64
+        [checkpoint, start set, (converged, max_steps, diverged)].
+    providers : tuple
+        ONNX Runtime providers of each checkpoint.
+    settings : dict
+        n_starts, seed, tol, max_steps, metric, threshold, reduce, chamfer_metric, noise, score, fpr95.
+
+    Saved as ``checkpoints.npz`` + ``checkpoints.json`` (:class:`flowcore.results.Result`).
+    """
+
+    checkpoints: tuple
+    metrics: dict[str, np.ndarray]
+    distinct_fraction: np.ndarray
+    n_attractors: np.ndarray
+    median_steps: np.ndarray
+    score_stats: np.ndarray
+    score_n: np.ndarray
+    n_nonfinite_scores: np.ndarray
+    status_counts: np.ndarray
+    providers: tuple
+    settings: dict[str, Any]
+
+    kind: ClassVar[str] = "checkpoints"
+    schema: ClassVar[dict[str, Array]] = {
+        **{k: Array("f", 1, dims=("c",)) for k in _SCALARS},
+        "distinct_fraction": Array("f", 2, dims=("c", "sets")),
+        "n_attractors": Array("iu", 2, dims=("c", "sets")),
+        "median_steps": Array("f", 2, dims=("c", "sets")),
+        "score_stats": Array("f", 3, dims=("c", "scored", "stat")),
+        "score_n": Array("iu", 2, dims=("c", "scored")),
+        "n_nonfinite_scores": Array("iu", 1, dims=("c",)),
+        "status_counts": Array("iu", 3, dims=("c", "sets", "status")),
+    }
+
+    def __len__(self) -> int:
+        return len(self.checkpoints)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.row(i)
+
+    def __iter__(self):
+        return iter(self.rows())
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Checkpoint ``i`` as one plain-JSON dict (the keys :func:`checkpoint_metrics` documents)."""
+        m = {k: float(v[i]) for k, v in self.metrics.items()}
+
+        def stats(j: int) -> dict[str, Any]:
+            return {"mean": float(self.score_stats[i, j, 0]), "std": float(self.score_stats[i, j, 1]),
+                    "n": int(self.score_n[i, j])}
+
+        med = self.median_steps[i]
+        return {
+            "checkpoint": self.checkpoints[i], "mem_mean": m["mem_mean"], "mem_std": m["mem_std"],
+            "test_mse": m["test_mse"],
+            "distinct_fraction": {s: float(self.distinct_fraction[i, j]) for j, s in enumerate(SETS)},
+            "n_attractors": {s: int(self.n_attractors[i, j]) for j, s in enumerate(SETS)},
+            "chamfer_noise_train": m["chamfer_noise_train"], "fpr95_id_positive": m["fpr95_id_positive"],
+            "fpr95_ood_positive": m["fpr95_ood_positive"], "auroc": m["auroc"],
+            "score_train": stats(0), "score_noise": stats(1), "n_nonfinite_scores": int(self.n_nonfinite_scores[i]),
+            "median_steps": {s: (None if np.isnan(med[j]) else float(med[j])) for j, s in enumerate(SETS)},
+            "status_counts": {s: {st: int(self.status_counts[i, j, q]) for q, st in enumerate(_STATUS)}
+                              for j, s in enumerate(SETS)},
+            "settings": {**self.settings, "providers": self.providers[i]},
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every checkpoint's row: the list the ``dynamics`` command prints and writes to dynamics.json."""
+        return [self.row(i) for i in range(len(self))]
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> "CheckpointMetrics":
+        """Build from rows of :meth:`row` (settings shared by all rows but the providers)."""
+        common = {k: v for k, v in rows[0]["settings"].items() if k != "providers"} if rows else {}
+
+        def per_set(key: str, dtype, none=np.nan) -> np.ndarray:
+            return np.array([[none if r[key][s] is None else r[key][s] for s in SETS] for r in rows],
+                            dtype).reshape(len(rows), len(SETS))
+
+        return cls(
+            checkpoints=tuple(r["checkpoint"] for r in rows),
+            metrics={k: np.array([r[k] for r in rows], np.float64) for k in _SCALARS},
+            distinct_fraction=per_set("distinct_fraction", np.float64), n_attractors=per_set("n_attractors", np.int64),
+            median_steps=per_set("median_steps", np.float64),
+            score_stats=np.array([[[r[s]["mean"], r[s]["std"]] for s in ("score_train", "score_noise")] for r in rows],
+                                 np.float64).reshape(len(rows), 2, 2),
+            score_n=np.array([[r["score_train"]["n"], r["score_noise"]["n"]] for r in rows], np.int64).reshape(-1, 2),
+            n_nonfinite_scores=np.array([r["n_nonfinite_scores"] for r in rows], np.int64),
+            status_counts=np.array([[[r["status_counts"][s][st] for st in _STATUS] for s in SETS] for r in rows],
+                                   np.int64).reshape(len(rows), len(SETS), len(_STATUS)),
+            providers=tuple(r["settings"].get("providers") for r in rows), settings=common)
+
+    def to_json(self) -> dict[str, Any]:
+        """Checkpoint labels, providers and the shared settings (the numbers are in the NPZ)."""
+        return {"n_checkpoints": len(self), "checkpoints": list(self.checkpoints), "sets": list(SETS),
+                "providers": list(self.providers), "settings": dict(self.settings)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {**self.metrics, **{k: getattr(self, k) for k in ("distinct_fraction", "n_attractors", "median_steps",
+                                                                 "score_stats", "score_n", "n_nonfinite_scores",
+                                                                 "status_counts")}}
+
+    @classmethod
+    def _from_files(cls, a: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "CheckpointMetrics":
+        names, providers = list(meta["checkpoints"]), list(meta["providers"])
+        if len(names) != len(a["mem_mean"]) or len(providers) != len(names):
+            raise DataError(f"{folder / 'checkpoints.json'}: field 'checkpoints' lists {len(names)} checkpoints, "
+                            f"the arrays hold {len(a['mem_mean'])}")
+        if a["distinct_fraction"].shape[1] != len(SETS) or a["status_counts"].shape[2] != len(_STATUS):
+            raise DataError(f"{folder / 'checkpoints.npz'}: field 'distinct_fraction' or 'status_counts' has the "
+                            f"wrong number of start sets or statuses")
+        return cls(checkpoints=tuple(names), metrics={k: a[k] for k in _SCALARS},
+                   **{k: a[k] for k in ("distinct_fraction", "n_attractors", "median_steps", "score_stats", "score_n",
+                                        "n_nonfinite_scores", "status_counts")},
+                   providers=tuple(providers), settings=dict(meta["settings"]))
 
 
 def _require_sklearn(what: str) -> None:
     try:
-        import sklearn  # noqa: F401, PLC0415
+        import sklearn  # noqa: F401  # lazy: optional extra scikit-learn (flowcore[analysis])
     except ImportError:
         raise BackendError(f"{what} needs scikit-learn: pip install 'flowcore[analysis]'") from None
 
@@ -101,8 +248,6 @@ def distinct_fraction(attractors) -> float:
 
 
 def _as_map(item: Any, providers: Any):
-    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
-
     if hasattr(item, "step") and hasattr(item, "decode"):
         return item, getattr(getattr(item, "bundle", None), "path", None)
     return LatentMap(item, providers=providers), str(item) if isinstance(item, (str, os.PathLike)) else None
@@ -124,7 +269,7 @@ def checkpoint_metrics(
     providers: Any = "cpu",
     batch_size: int = 4096,
     names: list[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> CheckpointMetrics:
     """The Fig. 3c–d metrics for each checkpoint, from the same seeded start sets.
 
     Parameters
@@ -156,8 +301,9 @@ def checkpoint_metrics(
 
     Returns
     -------
-    list of dict
-        Per checkpoint (plain JSON types): ``checkpoint``, ``mem_mean``, ``mem_std`` (over
+    CheckpointMetrics
+        Iterating it (or :meth:`CheckpointMetrics.rows`) gives one dict per checkpoint (plain
+        JSON types): ``checkpoint``, ``mem_mean``, ``mem_std`` (over
         deduplicated train attractors, higher = more memorized), ``test_mse`` (lower = better),
         ``distinct_fraction`` and ``n_attractors`` per start set (train/test/noise),
         ``chamfer_noise_train`` (higher = noise attractors look like train attractors),
@@ -173,23 +319,19 @@ def checkpoint_metrics(
     (in-sample): the score measures how far noise-started flows stay from the learned modes.
     Train starts are therefore iterated twice (once to find the attractors, once to score).
     """
-    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
-    from flowcore.analysis.ood.metrics import auroc, fpr95_id_positive, fpr95_ood_positive  # noqa: PLC0415
-
     _require_sklearn("checkpoint_metrics (FPR95/AUROC)")
     if not len(bundles):
         raise DataError("checkpoint_metrics needs at least one checkpoint")
     if names is not None and len(names) != len(bundles):
-        raise DataError(f"names has {len(names)} entries for {len(bundles)} checkpoints")
+        raise ParameterError(f"names has {len(names)} entries for {len(bundles)} checkpoints")
     if int(n_starts) < 1:
-        raise DataError(f"n_starts must be >= 1, got {n_starts}")
+        raise ParameterError(f"n_starts must be >= 1, got {n_starts}")
     x_train = np.asarray(x_train)
     x_test = np.asarray(x_test)
     n = int(n_starts)
-    rng_tr, rng_te = np.random.default_rng(seed), np.random.default_rng(seed + 1)
-    idx_tr = np.sort(rng_tr.choice(len(x_train), n, replace=False)) if n < len(x_train) else np.arange(len(x_train))
-    idx_te = np.sort(rng_te.choice(len(x_test), n, replace=False)) if n < len(x_test) else np.arange(len(x_test))
+    idx_tr = subsample_indices(len(x_train), n, seed=seed)
+    idx_te = subsample_indices(len(x_test), n, seed=seed + 1)
+    grouping = grouping_from_settings(metric, threshold)
     it = dict(tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
     out: list[dict[str, Any]] = []
     for ci, item in enumerate(bundles):
@@ -197,15 +339,15 @@ def checkpoint_metrics(
         # noise latents: same draw for every checkpoint of the same latent shape
         z_noise, noise_desc = latent_starts(lmap, "noise", n=n, seed=seed + 2)
         z_sets = {
-            "train": (lmap.encode(x_train[idx_tr], batch_size=batch_size),
+            "train": (data_starts(lmap, x_train[idx_tr], what="x_train", batch_size=batch_size),
                       {"kind": "train", "size": len(idx_tr), "seed": seed}),
-            "test": (lmap.encode(x_test[idx_te], batch_size=batch_size),
+            "test": (data_starts(lmap, x_test[idx_te], what="x_test", batch_size=batch_size),
                      {"kind": "test", "size": len(idx_te), "seed": seed + 1}),
         }
         atts, trajs = {}, {}
         for name, (z0, desc) in z_sets.items():
             trajs[name] = iterate(lmap, z0, **it)
-            atts[name] = find_attractors(trajs[name], metric=metric, threshold=threshold, starts=desc)
+            atts[name] = find_attractors(trajs[name], grouping=grouping, starts=desc)
         train_att = atts["train"]
         if train_att.n_attractors == 0:
             raise DataError(f"checkpoint {ci}: no train start converged (tol={tol}, max_steps={max_steps}); "
@@ -213,7 +355,7 @@ def checkpoint_metrics(
         ref = train_att.centres.reshape(train_att.n_attractors, -1)
         # noise starts: iterate once, with the reference, for both attractors and scores
         trajs["noise"] = iterate(lmap, z_noise, reference=ref, **it)
-        atts["noise"] = find_attractors(trajs["noise"], metric=metric, threshold=threshold, starts=noise_desc)
+        atts["noise"] = find_attractors(trajs["noise"], grouping=grouping, starts=noise_desc)
         s_train = iterate(lmap, z_sets["train"][0], reference=ref, **it).features["dist_mean"]
         s_noise = trajs["noise"].features["dist_mean"]
         # diverged rows can score NaN/Inf: they are maximally far, so they rank as most OOD
@@ -254,4 +396,4 @@ def checkpoint_metrics(
             },
         }
         out.append(rec)
-    return out
+    return CheckpointMetrics.from_rows(out)

@@ -4,29 +4,31 @@
   images flattened. **Default ``reduce="max"``** (the nearest training point, as in the
   replication); ``reduce="min"`` gives the paper's literal formula, which is the cosine to the
   *farthest* training point (PAPER §6.7 lists it as a typo). Higher = closer to a training sample.
-- :func:`null_levels` — the same statistic for test images and for uniform noise, the levels a
-  mem value must be read against (PAPER §6.4; MNIST replication: 0.856 / 0.519).
-- :func:`rank_at_variance` — rank at 90 % of the squared singular-value mass ("generalization
-  entropy", App. B.5). Higher = more diverse attractors (better generalization).
+- :func:`null_levels`, :func:`rank_at_variance` — the levels a mem value is read against
+  (:mod:`flowcore.analysis.levels`, re-exported here).
 - :func:`memorization_report` — iterate, deduplicate, decode, and collect all of the above with
   the test reconstruction MSE into a :class:`MemorizationReport`.
 
-The nearest-neighbour searches are blocked over both sets, so peak extra memory is
-``batch × batch`` floats whatever the sizes. NumPy only (no scikit-learn).
+The nearest-neighbour searches (:mod:`flowcore.analysis._similarity`) are blocked over both
+sets, so peak extra memory is ``batch × batch`` floats whatever the sizes. NumPy only.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from flowcore.analysis._similarity import _flat, _mean_std, _nearest, _providers
+from flowcore.analysis.levels import null_levels, rank_at_variance
+from flowcore.dynamics.starts import latent_starts  # re-exported: the start sets live in flowcore.dynamics.starts
 from flowcore.errors import DataError
-from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.results import Array, Result
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import grouping_from_settings
+from flowcore.dynamics.trajectories import iterate
 
 __all__ = [
     "memorization_coefficient",
@@ -37,86 +39,6 @@ __all__ = [
     "MemorizationReport",
     "latent_starts",
 ]
-
-_REDUCE = ("max", "min")
-_METRICS = ("cosine", "euclidean")
-
-
-def _flat(a: Any, what: str) -> np.ndarray:
-    """(N, ...) array-like -> (N, m) float64; refuses NaN/Inf and empty feature axes."""
-    arr = np.asarray(a)
-    if arr.ndim == 0:
-        raise DataError(f"{what} must be an array of shape (N, ...), got a scalar")
-    arr = arr.reshape(len(arr), int(np.prod(arr.shape[1:], dtype=np.int64))).astype(np.float64, copy=False)
-    if arr.shape[1] == 0:
-        raise DataError(f"{what} has no features (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{what} contains NaN or Inf")
-    return arr
-
-
-def _unit_rows(a: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm; zero rows stay zero (cosine 0 to everything)."""
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    return a / np.where(n > 0, n, 1.0)
-
-
-def _nearest(a: np.ndarray, b: np.ndarray, *, metric: str = "cosine", reduce: str = "max",
-             batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Best similarity of each row of ``a`` over the rows of ``b``, blocked over both.
-
-    Parameters
-    ----------
-    a : ndarray of shape (n_a, m), float64
-    b : ndarray of shape (n_b, m), float64
-    metric : {"cosine", "euclidean"}
-        cosine: s = cos(a, b). euclidean: s = −‖a − b‖₂ (a similarity, so max = nearest).
-    reduce : {"max", "min"}
-        Take the largest (nearest) or smallest (farthest) similarity over ``b``.
-    batch : int
-        Block size on both axes; peak extra memory ~ batch² float64.
-
-    Returns
-    -------
-    value : ndarray of shape (n_a,), float64
-    index : ndarray of shape (n_a,), int64 — the row of ``b`` that attains ``value`` (first on ties).
-    """
-    if metric not in _METRICS:
-        raise DataError(f"metric must be one of {_METRICS}, got {metric!r}")
-    if reduce not in _REDUCE:
-        raise DataError(f"reduce must be one of {_REDUCE}, got {reduce!r}")
-    if int(batch) < 1:
-        raise DataError(f"batch must be >= 1, got {batch}")
-    if len(b) == 0:
-        raise DataError("the reference set is empty")
-    batch = int(batch)
-    if metric == "cosine":
-        a, b = _unit_rows(a), _unit_rows(b)
-    else:
-        a_sq, b_sq = (a * a).sum(1), (b * b).sum(1)
-    sign = 1.0 if reduce == "max" else -1.0  # work with max of sign*s
-    value = np.full(len(a), -np.inf)
-    index = np.zeros(len(a), np.int64)
-    for i in range(0, len(a), batch):
-        ai = a[i:i + batch]
-        best = np.full(len(ai), -np.inf)
-        arg = np.zeros(len(ai), np.int64)
-        for j in range(0, len(b), batch):
-            bj = b[j:j + batch]
-            g = ai @ bj.T
-            if metric == "cosine":
-                s = g
-            else:
-                s = -np.sqrt(np.maximum(a_sq[i:i + batch, None] + b_sq[None, j:j + batch] - 2.0 * g, 0.0))
-            s = sign * s
-            loc = np.argmax(s, axis=1)
-            val = s[np.arange(len(ai)), loc]
-            better = val > best  # strict: keeps the first index on ties across blocks
-            best[better] = val[better]
-            arg[better] = loc[better] + j
-        value[i:i + batch] = sign * best
-        index[i:i + batch] = arg
-    return value, index
 
 
 def memorization_coefficient(decoded: Any, x_train: Any, *, reduce: str = "max", batch: int = 1024,
@@ -166,132 +88,8 @@ def memorization_coefficient(decoded: Any, x_train: Any, *, reduce: str = "max",
     return (value, index) if return_index else value
 
 
-def _mean_std(v: np.ndarray) -> dict[str, float]:
-    v = np.asarray(v, np.float64)
-    if len(v) == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))}
-
-
-def null_levels(x_test: Any, x_train: Any, *, n_noise: int = 1000, seed: int | np.random.Generator = 0,
-                reduce: str = "max", batch: int = 1024) -> dict[str, Any]:
-    """Nearest-train cosine of test images and of uniform noise: the nulls for ``mem``.
-
-    Parameters
-    ----------
-    x_test : array-like of shape (n_test, *input_shape)
-    x_train : array-like of shape (N, *input_shape)
-    n_noise : int, default 1000
-        Noise inputs, uniform in ``[x_train.min(), x_train.max()]`` per feature.
-    seed : int or numpy.random.Generator, default 0
-    reduce, batch :
-        As in :func:`memorization_coefficient`.
-
-    Returns
-    -------
-    dict
-        ``{"test": {"mean", "std", "n"}, "noise": {"mean", "std", "n"}, "noise_range": [lo, hi],
-        "reduce", "seed"}`` (plain floats). A ``mem`` near the test level means attractors look
-        like unseen data; near 1 means copies of training samples; near the noise level means
-        nothing like the data.
-    """
-    b = _flat(x_train, "x_train")
-    t = _flat(x_test, "x_test")
-    if t.shape[1] != b.shape[1]:
-        raise DataError(f"x_test has {t.shape[1]} features per row but x_train has {b.shape[1]}")
-    if int(n_noise) < 0:
-        raise DataError(f"n_noise must be >= 0, got {n_noise}")
-    rng = np.random.default_rng(seed)
-    lo, hi = float(b.min()), float(b.max())
-    noise = rng.uniform(lo, hi, size=(int(n_noise), b.shape[1]))
-    test_v = _nearest(t, b, reduce=reduce, batch=batch)[0] if len(t) else np.empty(0)
-    noise_v = _nearest(noise, b, reduce=reduce, batch=batch)[0] if len(noise) else np.empty(0)
-    return {"test": _mean_std(test_v), "noise": _mean_std(noise_v), "noise_range": [lo, hi],
-            "reduce": reduce, "seed": seed if isinstance(seed, int) else None}
-
-
-def rank_at_variance(matrix: Any, *, level: float = 0.9, center: bool = True) -> int:
-    """Smallest r with ``Σ_{i≤r} s_i² / Σ_i s_i² ≥ level`` (singular values of the rows).
-
-    Parameters
-    ----------
-    matrix : array-like of shape (K, ...)
-        One row per item (e.g. decoded attractors ``D(Z*)``), flattened to (K, m).
-    level : float, default 0.9
-        Share of the squared singular-value mass, in (0, 1].
-    center : bool, default True
-        Subtract the row mean before the SVD (PCA variance). ``False``: raw second moment
-        (the paper does not say; a constant offset then counts as one direction).
-
-    Returns
-    -------
-    int
-        In [0, min(K, m)]; 0 when the (centred) matrix is all zeros (e.g. K = 1 centred).
-        Higher = more spread (the paper reads it as better generalization).
-    """
-    if not (0.0 < float(level) <= 1.0):
-        raise DataError(f"level must be in (0, 1], got {level}")
-    a = _flat(matrix, "matrix")
-    if center:
-        a = a - a.mean(0, keepdims=True)
-    s = np.linalg.svd(a, compute_uv=False)
-    energy = s ** 2
-    total = energy.sum()
-    if not total > 0 or total <= 1e-24 * max(1.0, float(np.abs(a).max()) ** 2):
-        return 0
-    frac = np.cumsum(energy) / total
-    return int(np.argmax(frac >= float(level) - 1e-12) + 1)
-
-
-def latent_starts(lmap, kind: Any, *, x_train: Any = None, x_test: Any = None, n: int | None = None,
-                  seed: int | np.random.Generator = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Start latents ``z_0`` for a start set, and its description for the settings.
-
-    Parameters
-    ----------
-    lmap : LatentMap
-    kind : {"train", "test", "noise"} or array-like of shape (n, *latent_shape)
-        "train"/"test": ``E(x)`` of ``n`` samples drawn without replacement (all when ``n`` is
-        None or ≥ the set size). "noise": ``n`` draws of N(0, I) in latent space (``n``
-        defaults to 1000). An array is used as given.
-    seed : int or numpy.random.Generator, default 0
-
-    Returns
-    -------
-    z0 : ndarray of shape (n, *latent_shape), float32
-    desc : dict
-        kind, size, seed.
-    """
-    rng = np.random.default_rng(seed)
-    seed_rec = seed if isinstance(seed, int) else None
-    if isinstance(kind, str):
-        if kind == "noise":
-            size = 1000 if n is None else int(n)
-            z0 = rng.standard_normal((size, *lmap.latent_shape)).astype(np.float32)
-            return z0, {"kind": "noise", "distribution": "N(0, I) latent", "size": size, "seed": seed_rec}
-        if kind in ("train", "test"):
-            x = x_train if kind == "train" else x_test
-            if x is None:
-                raise DataError(f"starts={kind!r} needs x_{kind}")
-            x = np.asarray(x)
-            if n is not None and int(n) < len(x):
-                idx = np.sort(rng.choice(len(x), int(n), replace=False))
-                x = x[idx]
-            return lmap.encode(x), {"kind": kind, "size": len(x), "seed": seed_rec}
-        raise DataError(f"starts must be 'train', 'test', 'noise' or an array, got {kind!r}")
-    z0 = lmap.check_latents(kind, "starts")
-    return z0, {"kind": "array", "size": len(z0), "seed": None}
-
-
-def _providers(lmap) -> Any:
-    try:
-        return list(lmap.providers)
-    except Exception:  # noqa: BLE001 — a duck-typed map may have none
-        return None
-
-
 @dataclass(frozen=True)
-class MemorizationReport:
+class MemorizationReport(Result):
     """Memorization of one model: mem per attractor, its null levels, rank@level and test MSE.
 
     Attributes
@@ -323,6 +121,8 @@ class MemorizationReport:
         converged / max_steps / diverged.
     settings : dict
         starts, tol, max_steps, metric, threshold, reduce, level, center, n_noise, seed, providers.
+
+    Saved as ``memorization.npz`` + ``memorization.json`` (:class:`flowcore.results.Result`).
     """
 
     mem: np.ndarray
@@ -342,7 +142,14 @@ class MemorizationReport:
     status_counts: dict[str, int]
     settings: dict[str, Any]
 
-    _ARRAYS = ("mem", "nearest_index", "counts", "attractors", "decoded")
+    kind: ClassVar[str] = "memorization"
+    schema: ClassVar[dict[str, Array]] = {
+        "mem": Array("f", 1, dims=("k",)),
+        "nearest_index": Array("iu", 1, dims=("k",)),
+        "counts": Array("iu", 1, dims=("k",)),
+        "attractors": Array("f", 2, dims=("k",)),
+        "decoded": Array("f", 2, dims=("k",)),
+    }
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON summary (scalars, nulls, settings; the arrays go to the NPZ)."""
@@ -356,36 +163,18 @@ class MemorizationReport:
             "settings": dict(self.settings),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``memorization.json`` + ``memorization.npz`` into folder ``path`` (atomic)."""
-        folder = Path(path)
-        save_npz(folder / "memorization.npz", **{k: getattr(self, k) for k in self._ARRAYS})
-        atomic_write_json(folder / "memorization.json", self.to_json())
-        return folder
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self.schema}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "MemorizationReport":
-        """Read a folder written by :meth:`save`, checking that the arrays agree."""
-        folder = Path(path)
-        arrays = load_npz(folder / "memorization.npz")
-        missing = set(cls._ARRAYS) - set(arrays)
-        if missing:
-            raise DataError(f"{folder}/memorization.npz lacks {sorted(missing)}")
-        k = len(arrays["mem"])
-        if any(len(arrays[n]) != k for n in cls._ARRAYS):
-            raise DataError(f"{folder}/memorization.npz arrays disagree in length")
-        try:
-            meta = json.loads((folder / "memorization.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{folder}/memorization.json unreadable ({exc})") from None
-
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "MemorizationReport":
         def num(v):
             return float("nan") if v is None else float(v)
 
-        return cls(**{n: arrays[n] for n in cls._ARRAYS}, mem_mean=num(meta.get("mem_mean")),
+        return cls(**{n: arrays[n] for n in cls.schema}, mem_mean=num(meta.get("mem_mean")),
                    mem_std=num(meta.get("mem_std")), mem_weighted_mean=num(meta.get("mem_weighted_mean")),
                    null=meta.get("null", {}), rank=int(meta.get("rank", 0)), test_mse=num(meta.get("test_mse")),
-                   n_attractors=int(meta.get("n_attractors", k)), n_starts=int(meta.get("n_starts", 0)),
+                   n_attractors=int(meta.get("n_attractors", len(arrays["mem"]))), n_starts=int(meta.get("n_starts", 0)),
                    median_steps=meta.get("median_steps"), status_counts=meta.get("status_counts", {}),
                    settings=meta.get("settings", {}))
 
@@ -454,13 +243,10 @@ def memorization_report(
     MemorizationReport
         mem is computed on the deduplicated attractors' representatives (actual orbit points).
     """
-    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
-
     x_train_c = lmap.check_inputs(x_train, "x_train")
     z0, desc = latent_starts(lmap, starts, x_train=x_train_c, x_test=x_test, n=n_starts, seed=seed)
     traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
-    att = find_attractors(traj, metric=metric, threshold=threshold, starts=desc)
+    att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold), starts=desc)
     reps = att.representatives.reshape(att.n_attractors, -1).astype(np.float32)
     decoded = lmap.decode(att.representatives, batch_size=batch_size) if att.n_attractors else \
         np.empty((0, *x_train_c.shape[1:]), np.float32)

@@ -17,18 +17,20 @@ Needs scikit-learn (``orthogonal_mp``; the ``analysis`` extra).
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.errors import BackendError, DataError
-from flowcore.io import atomic_write_json, load_npz, save_npz
-from flowcore.analysis.memorization import _providers
+from flowcore.errors import BackendError, DataError, ParameterError
+from flowcore.results import Array, Result
+from flowcore.analysis._similarity import _providers
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import grouping_from_settings
+from flowcore.dynamics.starts import noise_starts
+from flowcore.dynamics.trajectories import iterate
 
 __all__ = ["noise_dictionary", "omp_reconstruct", "orthobasis", "pca_basis", "probe", "ProbeReport", "BASES"]
 
@@ -37,7 +39,7 @@ BASES = ("noise", "orthobasis", "pca")
 
 def _sklearn_linear_model():
     try:
-        from sklearn import linear_model  # noqa: PLC0415
+        from sklearn import linear_model  # lazy: optional extra scikit-learn (flowcore[analysis])
     except ImportError:
         raise BackendError("OMP probing needs scikit-learn: pip install 'flowcore[analysis]'") from None
     return linear_model
@@ -75,18 +77,14 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     DataError
         When no start converged.
     """
-    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
-
     k = int(lmap.latent_dim)
     n = k if n is None else int(n)
     if n < 1:
-        raise DataError(f"n must be >= 1, got {n}")
-    rng = np.random.default_rng(seed)
-    z0 = rng.standard_normal((n, *lmap.latent_shape)).astype(np.float32)
+        raise ParameterError(f"n must be >= 1, got {n}")
+    z0 = noise_starts(lmap.latent_shape, n, seed=seed)
     traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
     if dedupe:
-        att = find_attractors(traj, metric=metric, threshold=threshold,
+        att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold),
                               starts={"kind": "noise", "size": n, "seed": seed if isinstance(seed, int) else None})
         atoms = att.representatives.reshape(att.n_attractors, -1)
     else:
@@ -138,7 +136,7 @@ def omp_reconstruct(dictionary: Any, targets: Any, n_atoms: int) -> tuple[np.nda
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(t))):
         raise DataError("dictionary or targets contain NaN or Inf")
     if int(n_atoms) < 1:
-        raise DataError(f"n_atoms must be >= 1, got {n_atoms}")
+        raise ParameterError(f"n_atoms must be >= 1, got {n_atoms}")
     norms = np.linalg.norm(a, axis=0)
     keep = norms > 0
     if not keep.any():
@@ -171,7 +169,7 @@ def orthobasis(k: int, *, seed: int | np.random.Generator = 0) -> np.ndarray:
         Orthonormal columns (``Q.T @ Q = I``).
     """
     if int(k) < 1:
-        raise DataError(f"k must be >= 1, got {k}")
+        raise ParameterError(f"k must be >= 1, got {k}")
     g = np.random.default_rng(seed).standard_normal((int(k), int(k)))
     q, r = np.linalg.qr(g)
     d = np.sign(np.diag(r))
@@ -201,14 +199,14 @@ def pca_basis(latents_train: Any, *, n_components: int | None = None) -> tuple[n
         raise DataError("latents_train must be non-empty and finite")
     c = min(z.shape) if n_components is None else int(n_components)
     if not 1 <= c <= min(z.shape):
-        raise DataError(f"n_components must be in [1, {min(z.shape)}], got {n_components}")
+        raise ParameterError(f"n_components must be in [1, {min(z.shape)}], got {n_components}")
     mean = z.mean(0)
     _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
     return np.ascontiguousarray(vt[:c].T), mean
 
 
 @dataclass(frozen=True)
-class ProbeReport:
+class ProbeReport(Result):
     """OMP probing errors per basis and atom count.
 
     Attributes
@@ -226,6 +224,9 @@ class ProbeReport:
     dictionary_sizes : dict of str to int
     settings : dict
         seed, tol, max_steps, n_noise, noise dictionary info, n_heldout, providers.
+
+    Saved as ``probe.npz`` (``atoms`` and ``<basis>_<curve>``) + ``probe.json``
+    (:class:`flowcore.results.Result`).
     """
 
     atoms: np.ndarray
@@ -235,6 +236,8 @@ class ProbeReport:
     reference_mse_input: float
     dictionary_sizes: dict[str, int]
     settings: dict[str, Any]
+
+    kind: ClassVar[str] = "probe"
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form: per basis, lists aligned with ``atoms``."""
@@ -248,37 +251,25 @@ class ProbeReport:
             "settings": dict(self.settings),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``probe.json`` + ``probe.npz`` into folder ``path`` (atomic)."""
-        folder = Path(path)
+    def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"atoms": self.atoms}
         for b in self.mse_latent:
             arrays.update({f"{b}_mse_latent": self.mse_latent[b], f"{b}_mse_input": self.mse_input[b],
                            f"{b}_effective_atoms": self.effective_atoms[b]})
-        save_npz(folder / "probe.npz", **arrays)
-        atomic_write_json(folder / "probe.json", self.to_json())
-        return folder
+        return arrays
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ProbeReport":
-        """Read a folder written by :meth:`save`, checking that every curve matches ``atoms``."""
-        folder = Path(path)
-        arrays = load_npz(folder / "probe.npz")
-        try:
-            meta = json.loads((folder / "probe.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{folder}/probe.json unreadable ({exc})") from None
-        if "atoms" not in arrays:
-            raise DataError(f"{folder}/probe.npz lacks 'atoms'")
-        n_s = len(arrays["atoms"])
-        bases = list(meta.get("bases", {}))
-        out: dict[str, dict[str, np.ndarray]] = {"mse_latent": {}, "mse_input": {}, "effective_atoms": {}}
-        for b in bases:
-            for key in out:
-                name = f"{b}_{key}"
-                if name not in arrays or len(arrays[name]) != n_s:
-                    raise DataError(f"{folder}/probe.npz lacks {name!r} or it disagrees with 'atoms'")
-                out[key][b] = arrays[name]
+    def _schema(cls, meta: dict[str, Any]) -> dict[str, Array]:
+        out = {"atoms": Array("iu", 1, dims=("s",))}
+        for b in dict(meta["bases"]):
+            out.update({f"{b}_mse_latent": Array("f", 1, dims=("s",)), f"{b}_mse_input": Array("f", 1, dims=("s",)),
+                        f"{b}_effective_atoms": Array("iu", 1, dims=("s",))})
+        return out
+
+    @classmethod
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "ProbeReport":
+        bases = list(meta["bases"])
+        out = {key: {b: arrays[f"{b}_{key}"] for b in bases} for key in ("mse_latent", "mse_input", "effective_atoms")}
         return cls(atoms=arrays["atoms"], **out, reference_mse_input=float(meta.get("reference_mse_input", "nan")),
                    dictionary_sizes={b: int(meta["bases"][b]["dictionary_size"]) for b in bases},
                    settings=meta.get("settings", {}))
@@ -326,13 +317,13 @@ def probe(
     _sklearn_linear_model()
     unknown = set(bases) - set(BASES)
     if unknown or not bases:
-        raise DataError(f"bases must be a non-empty subset of {BASES}, got {tuple(bases)}")
+        raise ParameterError(f"bases must be a non-empty subset of {BASES}, got {tuple(bases)}")
     k = int(lmap.latent_dim)
     if atoms is None:
         atoms = tuple(sorted({2 ** i for i in range(int(np.log2(k)) + 1)} | {k}))
     atoms_arr = np.asarray(atoms, np.int64).ravel()
     if len(atoms_arr) == 0 or atoms_arr.min() < 1:
-        raise DataError(f"atoms must be positive integers, got {atoms}")
+        raise ParameterError(f"atoms must be positive integers, got {atoms}")
     x = lmap.check_inputs(x_heldout, "x_heldout")
     z = lmap.encode(x, batch_size=batch_size).reshape(len(x), -1).astype(np.float64)
     x64 = x.reshape(len(x), -1).astype(np.float64)

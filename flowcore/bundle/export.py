@@ -1,20 +1,32 @@
 """Framework-free helpers shared by the adapters (``flowcore_torch``, ``flowcore_tensorflow``).
 
-For adapter authors: rename graph values, give an exported graph its FlowBundle I/O names, and
-measure ONNX-vs-framework parity. Imports only numpy and onnx.
+For adapter authors: rename graph values, give an exported graph its FlowBundle I/O names and
+check its opset, check the shapes and dtypes an eager call returned (one-line messages), pick
+the latent out of a structured encoder output, shorten exceptions to one line, and write the
+bundle through a staging folder. Measuring ONNX-vs-framework parity (running graphs) is the
+runtime layer's: :mod:`flowcore.runtime.parity`. Imports only onnx (and the bundle layer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import dataclasses
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-import onnx
+from flowcore.errors import BundleError, ExportError
+from flowcore.bundle.flowbundle import FlowBundle, replace_folder
 
-from flowcore.errors import ExportError
+if TYPE_CHECKING:
+    import onnx  # annotations only: onnx is imported where used (import cost)
 
-__all__ = ["rename_value", "set_io_names", "relative_error", "select_output", "parity_inputs", "check_parity",
-           "write_staged"]
+__all__ = ["rename_value", "set_io_names", "name_graph", "default_opset", "check_opset", "select_output",
+           "check_example", "check_real_inputs", "check_latent", "check_decoded", "exception_lines", "clip_line",
+           "strip_ansi", "write_staged"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -46,6 +58,8 @@ def set_io_names(model: onnx.ModelProto, input_name: str, output_name: str, what
         When the graph does not have exactly one (non-initializer) input and one output, or
         already uses a wanted name for another value.
     """
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     g = model.graph
     init = {t.name for t in g.initializer}
     ins = [v for v in g.input if v.name not in init]
@@ -69,55 +83,91 @@ def set_io_names(model: onnx.ModelProto, input_name: str, output_name: str, what
         rename_value(g, out.name, output_name)
 
 
-def relative_error(got, ref) -> float:
-    """Relative error max|got − ref| / max(max|ref|, 1e-12) of two arrays.
+def name_graph(model: onnx.ModelProto, input_name: str, output_name: str, what: str, shape_hint: str) -> None:
+    """:func:`set_io_names`, then name the graph ``what`` (``"encoder"`` or ``"decoder"``)."""
+    set_io_names(model, input_name, output_name, what, shape_hint)
+    model.graph.name = what
+
+
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The default-domain (``""`` / ``"ai.onnx"``) opset of ``model``, or None when it has none."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return None
+
+
+def check_opset(model: onnx.ModelProto, opset: int, *, what: str, made: str, fix: str) -> None:
+    """Refuse a graph whose default-domain opset is not the requested one (the manifest never mislabels).
+
+    ``made`` is the past participle in the message (``"exported"``, ``"converted"``); ``fix`` says
+    which opsets the exporter supports.
+    """
+    got = default_opset(model)
+    if got != opset:
+        raise ExportError(f"the {what} was {made} with opset {got}, not the requested {opset}; {fix}")
+
+
+def check_example(shape: tuple[int, ...], dtype: Any, what: str, *, float32: bool, fix: str) -> None:
+    """Refuse an example/real input batch that is not float32 of shape (batch >= 1, *input_shape).
 
     Parameters
     ----------
-    got, ref : array-like of the same shape, any float dtype
-        The tested output (ONNX Runtime) and the reference (the framework).
-
-    Returns
-    -------
-    float
-        0 for identical arrays; lower is better. ``inf`` when the shapes differ or the
-        non-finite entries (NaN, ±Inf) do not sit at the same places with the same values.
+    shape : tuple of int
+        The batch's shape.
+    dtype : object
+        Its dtype, as the framework prints it (for the message).
+    what : str
+        ``"example_input"`` or ``"real_inputs"``.
+    float32 : bool
+        Whether the dtype is float32 (the framework's own comparison).
+    fix : str
+        How to get float32 in this framework, in parentheses in the message.
     """
-    got = np.asarray(got, np.float64)
-    ref = np.asarray(ref, np.float64)
-    if got.shape != ref.shape:
-        return float("inf")
-    fin_g, fin_r = np.isfinite(got), np.isfinite(ref)
-    if not np.array_equal(fin_g, fin_r):
-        return float("inf")
-    if not fin_r.all():
-        nf = ~fin_r
-        if not np.array_equal(np.nan_to_num(got[nf]), np.nan_to_num(ref[nf])):  # ±inf must agree
-            return float("inf")
-    if not fin_r.any():
-        return 0.0
-    diff = float(np.max(np.abs(got[fin_r] - ref[fin_r])))
-    return diff / max(float(np.max(np.abs(ref[fin_r]))), 1e-12)
+    if not float32:
+        raise ExportError(f"{what} has dtype {dtype}; FlowBundles are float32: pass a float32 input ({fix})")
+    if len(shape) < 2 or shape[0] < 1 or 0 in shape:
+        raise ExportError(f"{what} has shape {shape}; expected (batch >= 1, *input_shape) with no empty axis")
 
 
-def parity_inputs(example, real, *, seed: int = 0, n_random: int = 7) -> list[tuple[str, np.ndarray]]:
-    """The two parity input sets: ``n_random`` Gaussian inputs with the example's mean and std
-    (seeded), and the real inputs. Returns ``[("random", (n_random, *shape)), ("real", real)]``, float32."""
-    ex = np.asarray(example, np.float64)
-    mean, std = float(ex.mean()), float(ex.std())
-    rand = np.random.default_rng(seed).standard_normal((n_random, *ex.shape[1:])) * (std if std > 0 else 1.0) + mean
-    return [("random", rand.astype(np.float32)), ("real", np.asarray(real, np.float32))]
+def check_real_inputs(real_shape: tuple[int, ...], example_shape: tuple[int, ...]) -> None:
+    """Refuse real parity inputs whose per-sample shape differs from the example's."""
+    if tuple(real_shape[1:]) != tuple(example_shape[1:]):
+        raise ExportError(f"real_inputs have shape {real_shape}; expected (m, *{tuple(example_shape[1:])})")
 
 
-def check_parity(res: dict, which: str, rtol: float, framework: str, hint: str) -> None:
-    """Raise a one-line ExportError when a parity result ``{"n", "encoder", "decoder"}`` exceeds ``rtol``."""
-    for graph in ("encoder", "decoder"):
-        err = res[graph]
-        if not err <= rtol:  # NaN-safe
-            raise ExportError(
-                f"ONNX/{framework} parity failed: the {graph} on {which} inputs (n={res['n']}) has relative error "
-                f"{err:.3g} > rtol {rtol:g}; the graph does not reproduce the {framework} model ({hint})"
-            )
+def check_latent(shape: tuple[int, ...], dtype: Any, *, float32: bool, batch: int) -> None:
+    """Refuse an encoder latent that is not float32 of shape (batch, *latent_shape)."""
+    if not float32 or len(shape) < 2 or shape[0] != batch:
+        raise ExportError(
+            f"the encoder's latent has shape {shape} and dtype {dtype} for an input batch of "
+            f"{batch}; expected (batch, *latent_shape) float32"
+        )
+
+
+def check_decoded(z_shape: tuple[int, ...], shape: tuple[int, ...], dtype: Any, *, float32: bool,
+                  input_shape: tuple[int, ...]) -> None:
+    """Refuse a decoder output that is not float32 of the encoder's input shape (f = E(D(z)) needs it)."""
+    if shape != input_shape or not float32:
+        raise ExportError(
+            f"the decoder maps latents {z_shape} to {shape} {dtype}; f = E(D(z)) needs "
+            f"it to return the input shape {input_shape} float32"
+        )
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI colour codes."""
+    return _ANSI.sub("", text)
+
+
+def exception_lines(exc: BaseException) -> list[str]:
+    """The non-empty, stripped lines of an exception's message, ANSI codes removed."""
+    return [ln.strip() for ln in strip_ansi(str(exc)).strip().splitlines() if ln.strip()]
+
+
+def clip_line(line: str, limit: int = 300) -> str:
+    """``line`` cut to ``limit`` characters (the last one an ellipsis when cut)."""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, source: dict,
@@ -128,14 +178,6 @@ def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, so
     A failure leaves nothing at ``path`` (and keeps an old bundle there). Returns the FlowBundle
     at ``path``. A bundle that does not validate becomes a one-line ExportError.
     """
-    import dataclasses  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from flowcore.bundle.flowbundle import FlowBundle, replace_folder  # noqa: PLC0415
-    from flowcore.errors import BundleError  # noqa: PLC0415
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))

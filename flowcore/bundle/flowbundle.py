@@ -13,18 +13,20 @@ references that leave the folder. Nothing is executed on load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import onnx
+from typing import TYPE_CHECKING, Any
 
 from flowcore.errors import BundleError
 from flowcore.io import atomic_write_json, default_mode, sha256_file
+
+if TYPE_CHECKING:
+    import onnx  # annotations only: onnx is imported where used (import cost)
 
 __all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION"]
 
@@ -67,6 +69,8 @@ def _io(model: onnx.ModelProto, kind: str, name: str | None, what: str) -> onnx.
 
 def _static_shape(vi: onnx.ValueInfoProto, what: str) -> tuple[int, ...]:
     """Non-batch shape of ``vi``; the batch axis must be dynamic, the others fixed."""
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     dims = _value_info_shape(vi)
     if not dims:
         raise BundleError(f"{what} {vi.name!r} has no shape information; export with a fixed rank")
@@ -91,6 +95,8 @@ def _static_shape(vi: onnx.ValueInfoProto, what: str) -> tuple[int, ...]:
 
 
 def _check_external_data(model: onnx.ModelProto, folder: Path, what: str) -> None:
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     root = folder.resolve()
     tensors = list(model.graph.initializer)
     for node in model.graph.node:
@@ -195,8 +201,6 @@ class FlowBundle:
     @property
     def sha256(self) -> str:
         """Hash of the manifest's two graph hashes: one identity for the whole bundle."""
-        import hashlib
-
         h = hashlib.sha256()
         h.update(self.manifest["encoder"]["sha256"].encode())
         h.update(self.manifest["decoder"]["sha256"].encode())
@@ -213,6 +217,8 @@ class FlowBundle:
             Missing files, bad JSON, hash mismatch, ONNX checker failure, non-composing shapes,
             fixed batch axis, or external data outside the folder.
         """
+        import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
         folder = Path(path)
         if not folder.is_dir():
             raise BundleError(f"no bundle folder at {folder}")
@@ -304,6 +310,8 @@ class FlowBundle:
         source : dict, optional
             Framework, version and exporter that produced the graphs.
         """
+        import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
         path = Path(path)
         check_target(path, overwrite)
         names = {

@@ -13,8 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BadInputError
+from flowcore.errors import BundleError, ParameterError
 from flowcore.io import atomic_write_json, atomic_write_text, load_array
+from flowcore.results import staged_folder
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.analysis.memorization import memorization_report
+from flowcore.analysis.checkpoints import checkpoint_metrics
+from flowcore.analysis.probing import probe
+from flowcore.dynamics.field import field_grid
+from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import GroupByDistance
+from flowcore.dynamics.trajectories import iterate
+from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -74,8 +84,6 @@ def add_parsers(sub, common) -> None:
 
 
 def _map(args, bundle=None):
-    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
-
     return LatentMap(bundle or args.bundle, providers=args.device, intra_op_num_threads=args.threads)
 
 
@@ -92,26 +100,23 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_memorization(args, out, emit) -> int:
-    from flowcore.analysis.memorization import memorization_report  # noqa: PLC0415
-
     lmap = _map(args)
     rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
                               n_starts=args.n_starts, tol=args.tol, max_steps=args.max_steps, metric=args.metric,
                               threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed)
-    rep.save(args.out)
     rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
              "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
-    atomic_write_text(Path(args.out) / "memorization.csv", _csv(rows))
-    if not args.no_figures and rep.n_attractors:
-        from flowcore.plots._figures import decoded_grid, save_figure  # noqa: PLC0415
-
-        x_train = load_array(args.train)
-        shape = lmap.input_shape
-        top = np.argsort(-rep.counts)[:16]
-        png, text = decoded_grid(rep.decoded[top].reshape(len(top), *shape),
-                                 x_train[rep.nearest_index[top]].reshape(len(top), *shape), rep.mem[top],
-                                 title="decoded attractors (largest basins) beside their nearest training image")
-        save_figure(png, text, args.out, "decoded_attractors")
+    with staged_folder(args.out) as tmp:
+        rep.write(tmp)
+        atomic_write_text(tmp / "memorization.csv", _csv(rows))
+        if not args.no_figures and rep.n_attractors:
+            x_train = load_array(args.train)
+            shape = lmap.input_shape
+            top = np.argsort(-rep.counts)[:16]
+            png, text = decoded_grid(rep.decoded[top].reshape(len(top), *shape),
+                                     x_train[rep.nearest_index[top]].reshape(len(top), *shape), rep.mem[top],
+                                     title="decoded attractors (largest basins) beside their nearest training image")
+            save_figure(png, text, tmp, "decoded_attractors")
     s = rep.to_json()
     nt, nn = s["null_test"], s["null_noise"]
     emit(out, s, args.json,
@@ -136,31 +141,30 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cmd_dynamics(args, out, emit) -> int:
-    from flowcore.analysis.checkpoints import checkpoint_metrics  # noqa: PLC0415
-
     for c in args.checkpoints:
         if not Path(c).is_dir():
-            raise BadInputError(f"no bundle folder at {c}")
-    rows = checkpoint_metrics(list(args.checkpoints), load_array(args.train), load_array(args.test),
-                              n_starts=args.n_starts, seed=args.seed, tol=args.tol, max_steps=args.max_steps,
-                              providers=args.device, names=list(args.checkpoints))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(args.out) / "dynamics.json", rows)
+            raise BundleError(f"no bundle folder at {c}")
+    metrics = checkpoint_metrics(list(args.checkpoints), load_array(args.train), load_array(args.test),
+                                 n_starts=args.n_starts, seed=args.seed, tol=args.tol, max_steps=args.max_steps,
+                                 providers=args.device, names=list(args.checkpoints))
+    rows = metrics.rows()
     flat = [_flatten(r) for r in rows]
-    atomic_write_text(Path(args.out) / "dynamics.csv", _csv(flat))
-    if not args.no_figures:
-        from flowcore.plots._figures import curves, save_figure  # noqa: PLC0415
-
-        idx = np.arange(1, len(flat) + 1, dtype=np.float64)
-        get = lambda key: np.array([float(r.get(key, np.nan)) for r in flat])  # noqa: E731
-        png, text = curves(idx, {"memorization": get("mem_mean"), "chamfer noise-train": get("chamfer_noise_train"),
-                                 "FPR95 ID+": get("fpr95_id_positive")},
-                           second={"test MSE": get("test_mse")}, second_ylabel="test MSE",
-                           xlabel="checkpoint", ylabel="value", title="metrics per checkpoint")
-        save_figure(png, text, args.out, "dynamics_metrics")
-        png, text = curves(idx, {s: get(f"distinct_fraction_{s}") for s in ("train", "test", "noise")},
-                           xlabel="checkpoint", ylabel="distinct attractors / starts", title="distinct-attractor fraction")
-        save_figure(png, text, args.out, "distinct_fraction")
+    with staged_folder(args.out) as tmp:
+        metrics.write(tmp)
+        atomic_write_json(tmp / "dynamics.json", rows)
+        atomic_write_text(tmp / "dynamics.csv", _csv(flat))
+        if not args.no_figures:
+            idx = np.arange(1, len(flat) + 1, dtype=np.float64)
+            get = lambda key: np.array([float(r.get(key, np.nan)) for r in flat])  # noqa: E731
+            png, text = curves(idx, {"memorization": get("mem_mean"), "chamfer noise-train": get("chamfer_noise_train"),
+                                     "FPR95 ID+": get("fpr95_id_positive")},
+                               second={"test MSE": get("test_mse")}, second_ylabel="test MSE",
+                               xlabel="checkpoint", ylabel="value", title="metrics per checkpoint")
+            save_figure(png, text, tmp, "dynamics_metrics")
+            png, text = curves(idx, {s: get(f"distinct_fraction_{s}") for s in ("train", "test", "noise")},
+                               xlabel="checkpoint", ylabel="distinct attractors / starts",
+                               title="distinct-attractor fraction")
+            save_figure(png, text, tmp, "distinct_fraction")
     lines = [f"{len(rows)} checkpoints; per checkpoint: mem, test MSE, distinct fractions (train/test/noise), "
              "Chamfer(noise, train), FPR95 ID+/OOD+ (noise vs train trajectories)"]
     for r in flat:
@@ -173,27 +177,24 @@ def _cmd_dynamics(args, out, emit) -> int:
 
 
 def _cmd_probe(args, out, emit) -> int:
-    from flowcore.analysis.probing import probe  # noqa: PLC0415
-
     atoms = None
     if args.atoms:
         try:
             atoms = tuple(int(a) for a in args.atoms.split(","))
         except ValueError:
-            raise BadInputError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
+            raise ParameterError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
     rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,
                 n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps)
-    rep.save(args.out)
     rows = [{"basis": b, "atoms": int(a), "effective_atoms": int(rep.effective_atoms[b][i]),
              "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
-    atomic_write_text(Path(args.out) / "probe.csv", _csv(rows))
-    if not args.no_figures:
-        from flowcore.plots._figures import curves, save_figure  # noqa: PLC0415
-
-        png, text = curves(rep.atoms.astype(np.float64), {b: rep.mse_input[b] for b in rep.mse_input}, logx=True,
-                           xlabel="OMP atoms", ylabel="input-space MSE", title="probing: reconstruction vs atoms")
-        save_figure(png, text, args.out, "probe_mse")
+    with staged_folder(args.out) as tmp:
+        rep.write(tmp)
+        atomic_write_text(tmp / "probe.csv", _csv(rows))
+        if not args.no_figures:
+            png, text = curves(rep.atoms.astype(np.float64), {b: rep.mse_input[b] for b in rep.mse_input}, logx=True,
+                               xlabel="OMP atoms", ylabel="input-space MSE", title="probing: reconstruction vs atoms")
+            save_figure(png, text, tmp, "probe_mse")
     lines = [f"OMP probing of {rep.settings.get('n_heldout')} held-out inputs; input-space MSE per atom count "
              f"(reference D(E(x)): {rep.reference_mse_input:.5g})"]
     for b in rep.mse_input:
@@ -203,14 +204,12 @@ def _cmd_probe(args, out, emit) -> int:
 
 
 def _cmd_field(args, out, emit) -> int:
-    from flowcore.dynamics.field import field_grid  # noqa: PLC0415
-
     lmap = _map(args)
     k = lmap.latent_dim
     origin = basis = None
     if k > 2:
         if args.data is None:
-            raise BadInputError(f"the latent dimension is {k}: pass --data so the plane is the top-2 PCA plane of its latents")
+            raise ParameterError(f"the latent dimension is {k}: pass --data so the plane is the top-2 PCA plane of its latents")
         z = lmap.encode(load_array(args.data)).reshape(-1, k).astype(np.float64)
         origin = z.mean(0)
         _, _, vt = np.linalg.svd(z - origin, full_matrices=False)
@@ -219,36 +218,31 @@ def _cmd_field(args, out, emit) -> int:
     gx, gy = np.meshgrid(grid.xs, grid.ys)
     rows = [{"x": float(a), "y": float(b), "u": float(u), "v": float(v), "speed": float(sp)}
             for a, b, u, v, sp in zip(gx.ravel(), gy.ravel(), grid.u.ravel(), grid.v.ravel(), grid.speed.ravel())]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / "field.csv", _csv(rows))
     summary = {"latent_dim": k, "plane": "latent plane" if k == 2 else "top-2 PCA plane of the data latents",
                "n": args.n, "lim": args.lim, "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
                "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
-    atomic_write_json(Path(args.out) / "field.json", summary)
     # basins of the grid points themselves: iterate every grid start, group the endpoints
-    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
-
     gx, gy = np.meshgrid(grid.xs, grid.ys)
     starts = grid.origin + gx.reshape(-1, 1) * grid.basis[0] + gy.reshape(-1, 1) * grid.basis[1]
     traj = iterate(lmap, starts.astype(np.float32), progress=False if args.quiet else None)
-    att = find_attractors(traj, metric="euclidean", threshold=1e-3, relative=True)
+    att = find_attractors(traj, grouping=GroupByDistance(1e-3, relative=True))
     labels = att.labels.reshape(args.n, args.n)
     steps = np.where(traj.status == 0, traj.steps, -1).reshape(args.n, args.n)
     centres = (att.centres.reshape(att.n_attractors, -1).astype(np.float64) - grid.origin) @ grid.basis.T.astype(np.float64)
     summary.update(n_attractors=att.n_attractors, basin_fractions=att.fractions.tolist(),
                    attractors_in_plane=centres.tolist(), status_counts=att.status_counts,
                    grouping="euclidean <= 1e-3 x RMS norm of the endpoints")
-    atomic_write_json(Path(args.out) / "field.json", summary)
-    if not args.no_figures:
-        from flowcore.plots._figures import basin_map, field_plot, save_figure, steps_heatmap  # noqa: PLC0415
-
-        png, text = field_plot(grid, attractors=centres, title=f"V(z) = f(z) - z on the {summary['plane']}")
-        save_figure(png, text, args.out, "field_plot")
-        png, text = basin_map(grid.xs, grid.ys, labels, title="attractor reached from each grid start")
-        save_figure(png, text, args.out, "basin_map")
-        png, text = steps_heatmap(grid.xs, grid.ys, steps, title="steps to converge")
-        save_figure(png, text, args.out, "steps_heatmap")
+    with staged_folder(args.out) as tmp:
+        grid.write(tmp)
+        atomic_write_text(tmp / "field.csv", _csv(rows))
+        atomic_write_json(tmp / "field.json", summary)
+        if not args.no_figures:
+            png, text = field_plot(grid, attractors=centres, title=f"V(z) = f(z) - z on the {summary['plane']}")
+            save_figure(png, text, tmp, "field_plot")
+            png, text = basin_map(grid.xs, grid.ys, labels, title="attractor reached from each grid start")
+            save_figure(png, text, tmp, "basin_map")
+            png, text = steps_heatmap(grid.xs, grid.ys, steps, title="steps to converge")
+            save_figure(png, text, tmp, "steps_heatmap")
     emit(out, summary, args.json,
          f"field on a {args.n}×{args.n} grid of the {summary['plane']}, |V| from {summary['speed_min']:.3g} to "
          f"{summary['speed_max']:.3g}; {att.n_attractors} attractors reached from the grid starts "

@@ -16,8 +16,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowcore.errors import BadInputError, FlowcoreError
+from flowcore import __version__
+from flowcore.errors import DataError, FlowcoreError
 from flowcore.io import atomic_write_json, to_jsonable
+from flowcore.results import staged_folder
+from flowcore.cli.analysis import add_parsers as add_analysis, COMMANDS
+from flowcore.cli.export import add_parser as add_export, run as run_export
+from flowcore.cli.ood import add_parsers, run as run_ood
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.dynamics.starts import starts_from_sources
+from flowcore.dynamics.trajectories import iterate, Trajectories
+from flowcore.dynamics.grouping_rules import grouping_from_settings
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.dynamics.attractors import Attractors, find_attractors
+from flowcore.dynamics.stability import rate_check, stability
+from flowcore.runtime.doctor import diagnose
+from flowcore.cli.demo import run_demo
 
 __all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
 
@@ -63,6 +77,7 @@ def _grouping_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowcore", description="Latent-space dynamics of trained autoencoders (arXiv 2505.22785).")
+    parser.add_argument("--version", action="version", version=f"flowcore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -99,10 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="test inputs for --bundle")
     _common(p)
 
-    from flowcore.cli.analysis import add_parsers as add_analysis  # noqa: PLC0415
-    from flowcore.cli.export import add_parser as add_export  # noqa: PLC0415
-    from flowcore.cli.ood import add_parsers  # noqa: PLC0415
-
     add_parsers(sub, _common)
     add_export(sub, _common)
     add_analysis(sub, _common)
@@ -121,40 +132,15 @@ def _emit(out, payload: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _map(args):
-    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
-
     return LatentMap(args.bundle, providers=args.device, intra_op_num_threads=args.threads)
 
 
 def _starts(args, lmap) -> tuple[np.ndarray, dict[str, Any]]:
-    from flowcore.io import load_array  # noqa: PLC0415
-
-    spec = getattr(args, "starts", None)
-    if spec is not None:
-        if spec.startswith("noise:"):
-            try:
-                args.noise = int(spec.split(":", 1)[1])
-            except ValueError:
-                raise BadInputError(f"--starts {spec!r}: expected noise:N with an integer N") from None
-        else:
-            args.data = spec
-    if args.noise is not None:
-        if args.noise < 1:
-            raise BadInputError(f"--noise must be >= 1, got {args.noise}")
-        z0 = np.random.default_rng(args.seed).standard_normal((args.noise, *lmap.latent_shape)).astype(np.float32)
-        return z0, {"kind": "noise", "distribution": "N(0, I) in latent space", "n": args.noise, "seed": args.seed}
-    if args.latents is not None:
-        z0 = lmap.check_latents(load_array(args.latents), f"latents in {args.latents}")
-        return z0, {"kind": "latents", "file": args.latents, "n": len(z0)}
-    x = lmap.check_inputs(load_array(args.data), f"data in {args.data}")
-    if not np.all(np.isfinite(x)):
-        raise BadInputError(f"data in {args.data} contain NaN or Inf")
-    return lmap.encode(x), {"kind": "data", "file": args.data, "n": len(x)}
+    return starts_from_sources(lmap, data=args.data, latents=args.latents, noise=args.noise,
+                               spec=getattr(args, "starts", None), seed=args.seed)
 
 
 def _iterate(args, lmap, z0):
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
-
     return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
                    norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
                    progress=None if not args.quiet else False)
@@ -174,16 +160,13 @@ def _attr_text(a: dict[str, Any]) -> str:
             f"{', relative' if st.get('relative') else ''}); unassigned {a['n_unassigned']}; largest basins: {top}")
 
 
-def _threshold(args) -> float:
-    if args.threshold is not None:
-        return args.threshold
-    return 0.99 if args.metric == "cosine" else 1e-3
+def _grouping(args):
+    """The grouping rule of ``--metric``/``--threshold``/``--relative`` (default threshold 0.99 cosine, 1e-3 euclidean)."""
+    return grouping_from_settings(args.metric, args.threshold, args.relative)
 
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_info(args, out) -> int:
-    from flowcore.bundle.flowbundle import FlowBundle  # noqa: PLC0415
-
     info = FlowBundle.load(args.bundle).summary()
     text = "\n".join([
         f"bundle       {info['path']}",
@@ -203,45 +186,40 @@ def _cmd_trajectories(args, out) -> int:
     traj = _iterate(args, lmap, z0)
     summary = {"starts": start, **traj.summary()}
     if args.out:
-        traj.save(args.out)
-        atomic_write_json(Path(args.out) / "summary.json", summary)
+        with staged_folder(args.out) as tmp:
+            traj.write(tmp)
+            atomic_write_json(tmp / "summary.json", summary)
     _emit(out, summary, args.json, _traj_text(summary))
     return EXIT_OK
 
 
 def _cmd_attractors(args, out) -> int:
-    from flowcore.dynamics.attractors import find_attractors  # noqa: PLC0415
-
     lmap = _map(args)
     z0, start = _starts(args, lmap)
     traj = _iterate(args, lmap, z0)
-    att = find_attractors(traj, metric=args.metric, threshold=_threshold(args), relative=args.relative, starts=start)
+    att = find_attractors(traj, grouping=_grouping(args), starts=start)
     summary = {"bundle": str(Path(args.bundle).resolve()), "starts": start, "trajectories": traj.summary(),
                "attractors": att.summary()}
     if args.out:
-        traj.save(args.out)
-        att.save(args.out)
-        atomic_write_json(Path(args.out) / "summary.json", summary)
+        with staged_folder(args.out) as tmp:
+            traj.write(tmp)
+            att.write(tmp)
+            atomic_write_json(tmp / "summary.json", summary)
     _emit(out, summary, args.json, _traj_text(summary["trajectories"]) + "\n" + _attr_text(summary["attractors"]))
     return EXIT_OK
 
 
 def _cmd_stability(args, out) -> int:
-    from flowcore.dynamics.attractors import Attractors  # noqa: PLC0415
-    from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
-    from flowcore.dynamics.stability import rate_check, stability  # noqa: PLC0415
-    from flowcore.dynamics.trajectories import Trajectories  # noqa: PLC0415
-
     folder = Path(args.dir)
     if not (folder / "attractors.npz").is_file():
-        raise BadInputError(f"{folder} has no attractors.npz; run `flowcore attractors BUNDLE ... --out {folder}` first")
+        raise DataError(f"{folder} has no attractors.npz; run `flowcore attractors BUNDLE ... --out {folder}` first")
     att = Attractors.load(folder)
     bundle = args.bundle
     if bundle is None:
         try:
             bundle = json.loads((folder / "summary.json").read_text())["bundle"]
         except (OSError, ValueError, KeyError):
-            raise BadInputError(f"{folder}/summary.json names no bundle; pass --bundle") from None
+            raise DataError(f"{folder}/summary.json names no bundle; pass --bundle") from None
     lmap = LatentMap(bundle, providers=args.device, intra_op_num_threads=args.threads)
     points = att.representatives if args.points == "representatives" else att.centres
     stab = stability(lmap, points, h=args.h)
@@ -250,8 +228,8 @@ def _cmd_stability(args, out) -> int:
     if (folder / "trajectories.npz").is_file():
         traj = Trajectories.load(folder)
         report["rate_check"] = rate_check(att, traj, stab)
-    stab.save(args.out or folder)
-    atomic_write_json(Path(args.out or folder) / "stability.json", report)
+    with staged_folder(args.out or folder) as tmp:
+        stab.write(tmp, extra_json={k: report[k] for k in ("points", "rate_check") if k in report})
     lines = [f"{len(points)} attractors at their {args.points}: {report['n_stable']} stable (spectral radius < 1)"]
     checks = {r["attractor"]: r for r in report.get("rate_check", [])}
     for i in range(len(points)):
@@ -265,8 +243,6 @@ def _cmd_stability(args, out) -> int:
 
 
 def _cmd_demo(args, out) -> int:
-    from flowcore.cli.demo import run_demo  # noqa: PLC0415
-
     summary = run_demo(out_dir=args.out, n_noise=args.noise, seed=args.seed, providers=args.device,
                        threads=args.threads, bundle=args.bundle, data=args.data, progress=not args.quiet)
     lines = [f"flowcore demo — {summary['model']}", f"providers {summary['providers']}"]
@@ -280,8 +256,6 @@ def _cmd_demo(args, out) -> int:
 
 
 def _cmd_doctor(args, out) -> int:
-    from flowcore.runtime.doctor import diagnose  # noqa: PLC0415
-
     report = diagnose()
     text = "\n".join(f"{k:22s} {v}" for k, v in report.items())
     _emit(out, report, args.json, text)
@@ -289,21 +263,15 @@ def _cmd_doctor(args, out) -> int:
 
 
 def _cmd_analysis(args, out) -> int:
-    from flowcore.cli.analysis import COMMANDS  # noqa: PLC0415
-
     return COMMANDS[args.command](args, out, _emit)
 
 
 def _cmd_export(args, out) -> int:
-    from flowcore.cli.export import run  # noqa: PLC0415
-
-    return run(args, out, _emit)
+    return run_export(args, out, _emit)
 
 
 def _cmd_ood(args, out) -> int:
-    from flowcore.cli.ood import run  # noqa: PLC0415
-
-    return run(args, out, _emit)
+    return run_ood(args, out, _emit)
 
 
 _COMMANDS = {"memorization": _cmd_analysis, "dynamics": _cmd_analysis, "probe": _cmd_analysis,

@@ -13,16 +13,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import GroupByCosine, GroupByDistance
+from flowcore.dynamics.starts import data_starts, noise_starts
+from flowcore.errors import ParameterError
 from flowcore.io import atomic_write_json, load_array
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import iterate
 
 __all__ = ["run_demo", "demo_paths"]
 
-GROUPINGS = {"cosine>0.99": ("cosine", 0.99, False), "euclidean<=1e-3*rms": ("euclidean", 1e-3, True)}
+GROUPINGS = {"cosine>0.99": GroupByCosine(0.99), "euclidean<=1e-3*rms": GroupByDistance(1e-3, relative=True)}
 
 
 def demo_paths() -> tuple[Path, Path]:
@@ -52,19 +53,16 @@ def run_demo(
     else:
         model = f"bundle {bundle}"
         if data is None:
-            from flowcore.errors import BadInputError  # noqa: PLC0415
-
-            raise BadInputError("--bundle needs --data with test inputs")
+            raise ParameterError("--bundle needs --data with test inputs")
     lmap = LatentMap(bundle, providers=providers, intra_op_num_threads=threads)
     x = load_array(data)
-    z_test = lmap.encode(x)
+    z_test = data_starts(lmap, x, what=f"data in {data}")
     n_noise = len(x) if n_noise is None else int(n_noise)
-    z_noise = np.random.default_rng(seed).standard_normal((n_noise, *lmap.latent_shape)).astype(np.float32)
+    z_noise = noise_starts(lmap.latent_shape, n_noise, seed=seed)
     runs: dict[str, Any] = {}
     for name, z0 in (("test digits", z_test), ("latent noise N(0,I)", z_noise)):
         traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, progress=progress)
-        atts = {label: find_attractors(traj, metric=m, threshold=t, relative=r).summary()
-                for label, (m, t, r) in GROUPINGS.items()}
+        atts = {label: find_attractors(traj, grouping=rule).summary() for label, rule in GROUPINGS.items()}
         for a in atts.values():  # keep the printed summary short: basin sizes, not per-start labels
             a["counts"] = a["counts"][:20]
             a["fractions"] = [round(f, 4) for f in a["fractions"][:20]]

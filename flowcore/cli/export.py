@@ -1,27 +1,31 @@
 """``flowcore export`` — saved framework models in, a FlowBundle out.
 
-The core never imports a framework: this command imports the adapter for the model's framework
-(``flowcore_torch`` or ``flowcore_tensorflow``) only when asked, and a missing adapter is one
-line naming the package to install. Loading never unpickles: ``torch.export.load`` /
-``torch.jit.load`` for PyTorch, Keras ``load_model(safe_mode=True)`` and ``tf.saved_model.load``
-for TensorFlow.
+The core never imports a framework or an adapter by name: adapters register themselves in the
+``flowcore.adapters`` entry-point group (``torch = "flowcore_torch"`` in
+``adapters/torch/pyproject.toml``), and this command loads the one for the model's framework
+only when asked. A missing adapter is one line naming the package to install. Loading never
+unpickles: ``torch.export.load`` / ``torch.jit.load`` for PyTorch, Keras
+``load_model(safe_mode=True)`` and ``tf.saved_model.load`` for TensorFlow.
 """
 
 from __future__ import annotations
 
-import importlib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BackendError, BadInputError
+from flowcore.errors import BackendError, ExportError, ParameterError
 
-__all__ = ["add_parser", "run", "ADAPTERS", "framework_of"]
+__all__ = ["add_parser", "run", "ADAPTERS", "ENTRY_POINT_GROUP", "framework_of", "load_adapter"]
 
+ENTRY_POINT_GROUP = "flowcore.adapters"
+# entry-point name -> (distribution to install, its folder in this repository); the adapters
+# themselves are found through ENTRY_POINT_GROUP, never imported by name from the core.
 ADAPTERS = {
-    "torch": ("flowcore_torch", "flowcore-torch", "adapters/torch"),
-    "tensorflow": ("flowcore_tensorflow", "flowcore-tensorflow", "adapters/tensorflow"),
+    "torch": ("flowcore-torch", "adapters/torch"),
+    "tensorflow": ("flowcore-tensorflow", "adapters/tensorflow"),
 }
 _TORCH_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
 _TF_SUFFIXES = {".keras", ".h5"}
@@ -52,26 +56,49 @@ def framework_of(path: str | Path) -> str:
     if p.is_dir():
         if (p / "saved_model.pb").is_file():
             return "tensorflow"
-        raise BadInputError(f"{p} is a folder without saved_model.pb; not a TensorFlow SavedModel")
+        raise ExportError(f"{p} is a folder without saved_model.pb; not a TensorFlow SavedModel")
     if not p.exists():
-        raise BadInputError(f"no such model file: {p}")
+        raise ExportError(f"no such model file: {p}")
     suffix = p.suffix.lower()
     if suffix in _TORCH_SUFFIXES:
         return "torch"
     if suffix in _TF_SUFFIXES:
         return "tensorflow"
-    raise BadInputError(f"{p}: cannot tell the framework from {suffix or 'no suffix'!r}; expected .pt2/.pt "
+    raise ExportError(f"{p}: cannot tell the framework from {suffix or 'no suffix'!r}; expected .pt2/.pt "
                         "(PyTorch), .keras (Keras) or a SavedModel folder, or pass --framework")
 
 
-def _adapter(framework: str):
-    module, dist, folder = ADAPTERS[framework]
+def load_adapter(framework: str):
+    """The adapter module registered for ``framework`` in the ``flowcore.adapters`` entry points.
+
+    Parameters
+    ----------
+    framework : {"torch", "tensorflow"}
+        Entry-point name.
+
+    Returns
+    -------
+    module
+        The adapter (``export``, ``load_model`` and optionally ``example_input``).
+
+    Raises
+    ------
+    BackendError
+        No installed distribution registers ``framework``, or its adapter (or its framework)
+        cannot be imported; the message names the package to install.
+    """
+    dist, folder = ADAPTERS[framework]
+    fix = f"pip install {dist}  (from this repository: pip install -e {folder})"
+    found = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == framework]
+    if not found:
+        raise BackendError(f"exporting {framework} models needs the {dist} adapter (no {ENTRY_POINT_GROUP!r} "
+                           f"entry point named {framework!r} is installed): {fix}")
     try:
-        return importlib.import_module(module)
+        return found[0].load()
     except ImportError as exc:
         missing = exc.name or str(exc)
         raise BackendError(f"exporting {framework} models needs the {dist} adapter ({missing} cannot be imported): "
-                           f"pip install {dist}  (from this repository: pip install -e {folder})") from None
+                           f"{fix}") from None
 
 
 def _key(value: str | None) -> Any:
@@ -85,17 +112,17 @@ def run(args, out, emit) -> int:
 
     if args.autoencoder:
         if args.encoder or args.decoder:
-            raise BadInputError("give either --autoencoder or --encoder/--decoder, not both")
+            raise ParameterError("give either --autoencoder or --encoder/--decoder, not both")
         paths = {"encoder": (args.autoencoder, args.encoder_part), "decoder": (args.autoencoder, args.decoder_part)}
     elif args.encoder and args.decoder:
         paths = {"encoder": (args.encoder, None), "decoder": (args.decoder, None)}
     else:
-        raise BadInputError("give --encoder and --decoder, or --autoencoder")
+        raise ParameterError("give --encoder and --decoder, or --autoencoder")
     frameworks = {framework_of(p) if args.framework == "auto" else args.framework for p, _ in paths.values()}
     if len(frameworks) != 1:
-        raise BadInputError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
+        raise ParameterError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
     framework = frameworks.pop()
-    adapter = _adapter(framework)
+    adapter = load_adapter(framework)
     enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
     dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
     if args.example:
@@ -105,7 +132,7 @@ def run(args, out, emit) -> int:
     else:
         example_for = getattr(adapter, "example_input", None)
         if example_for is None:
-            raise BadInputError(f"{framework} models carry no input shape: pass --example data.npz with real inputs")
+            raise ParameterError(f"{framework} models carry no input shape: pass --example data.npz with real inputs")
         example = example_for(enc)
     kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check,
                                   rtol=args.rtol, overwrite=args.force)

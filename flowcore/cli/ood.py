@@ -10,8 +10,11 @@ import csv
 import io
 from typing import Any
 
-from flowcore.errors import BadInputError
+from flowcore.errors import ParameterError
 from flowcore.io import atomic_write_text, load_array
+from flowcore.analysis.ood.detector import METHODS, OODDetector
+from flowcore.analysis.ood.evaluation import evaluate
+from flowcore.plots.ood import write_report
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -54,14 +57,10 @@ def add_parsers(sub, common) -> None:
 
 
 def _load_detector(args):
-    from flowcore.analysis.ood.detector import OODDetector  # noqa: PLC0415
-
     return OODDetector.load(args.detector, providers=args.device, intra_op_num_threads=args.threads)
 
 
 def _cmd_fit(args, out, emit) -> int:
-    from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: PLC0415
-
     methods = METHODS if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     x = load_array(args.id)
     det = OODDetector(args.bundle, methods=methods, default=args.default, contamination=args.contamination,
@@ -111,22 +110,20 @@ def _parse_sets(specs: list[str]) -> dict[str, Any]:
     sets = {}
     for spec in specs:
         if "=" not in spec:
-            raise BadInputError(f"--ood {spec!r}: expected NAME=PATH")
+            raise ParameterError(f"--ood {spec!r}: expected NAME=PATH")
         name, path = spec.split("=", 1)
         if not name or name in sets:
-            raise BadInputError(f"--ood {spec!r}: empty or repeated set name")
+            raise ParameterError(f"--ood {spec!r}: empty or repeated set name")
         sets[name] = load_array(path)
     return sets
 
 
 def _cmd_eval(args, out, emit) -> int:
-    from flowcore.analysis.ood.evaluation import evaluate  # noqa: PLC0415
-
     det = _load_detector(args)
     x_id = load_array(args.id)
     sets = _parse_sets(args.ood)
     report = evaluate(det, x_id, sets)
-    report.save(args.out)
+    write_report(report, args.out)
     emit(out, report.to_json(), args.json, report.table("text") + f"\nwritten {args.out}")
     return 0
 

@@ -8,24 +8,22 @@ when cos > 0.99; Euclidean absolute/relative tolerances as options) and returns
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.errors import DataError
-from flowcore.dynamics.grouping import group_points
-from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.errors import DataError, ParameterError
+from flowcore.dynamics.grouping_rules import GroupingRule, grouping_from_settings
+from flowcore.results import Array, Result
 from flowcore.dynamics.trajectories import CONVERGED, MAX_STEPS, Trajectories
 
 __all__ = ["Attractors", "find_attractors"]
 
 
 @dataclass(frozen=True)
-class Attractors:
+class Attractors(Result):
     """Distinct attractors reached from a start set.
 
     Attributes
@@ -44,6 +42,8 @@ class Attractors:
         converged / max_steps / diverged counts of the trajectories.
     settings : dict
         Grouping metric, threshold, relative flag, plus the trajectory settings (tol, max_steps, …).
+
+    Saved as ``attractors.npz`` + ``attractors.json`` (:class:`flowcore.results.Result`).
     """
 
     centres: np.ndarray
@@ -52,6 +52,14 @@ class Attractors:
     counts: np.ndarray
     status_counts: dict[str, int]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "attractors"
+    schema: ClassVar[dict[str, Array]] = {
+        "centres": Array("f", min_ndim=2, dims=("k",)),
+        "representatives": Array("f", min_ndim=2, dims=("k",)),
+        "labels": Array("iu", 1, dims=("n",)),
+        "counts": Array("iu", 1, dims=("k",)),
+    }
 
     @property
     def n_attractors(self) -> int:
@@ -101,30 +109,16 @@ class Attractors:
     def to_json(self) -> dict[str, Any]:
         return self.summary()
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``attractors.npz`` + ``attractors.json`` into folder ``path`` (atomic)."""
-        folder = Path(path)
-        save_npz(folder / "attractors.npz", centres=self.centres, representatives=self.representatives,
-                 labels=self.labels, counts=self.counts)
-        atomic_write_json(folder / "attractors.json", self.summary())
-        return folder
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return dict(centres=self.centres, representatives=self.representatives, labels=self.labels,
+                    counts=self.counts)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Attractors":
-        """Read a folder written by :meth:`save`, checking that the pieces agree."""
-        folder = Path(path)
-        arrays = load_npz(folder / "attractors.npz")
-        missing = {"centres", "representatives", "labels", "counts"} - set(arrays)
-        if missing:
-            raise DataError(f"{folder}/attractors.npz lacks {sorted(missing)}")
-        try:
-            meta = json.loads((folder / "attractors.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{folder}/attractors.json unreadable ({exc})") from None
-        k = len(arrays["counts"])
-        labels = arrays["labels"]
-        if len(arrays["centres"]) != k or (len(labels) and labels.max(initial=-1) >= k):
-            raise DataError(f"{folder}/attractors.npz is inconsistent (centres/counts/labels disagree)")
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "Attractors":
+        labels, k = arrays["labels"], len(arrays["counts"])
+        if len(labels) and labels.max(initial=-1) >= k:
+            raise DataError(f"{folder / 'attractors.npz'}: field 'labels' names attractor {int(labels.max())} "
+                            f"but there are {k}")
         return cls(centres=arrays["centres"], representatives=arrays["representatives"], labels=labels,
                    counts=arrays["counts"], status_counts=meta.get("status_counts", {}), settings=meta.get("settings", {}))
 
@@ -132,9 +126,10 @@ class Attractors:
 def find_attractors(
     traj: Trajectories,
     *,
-    metric: str = "cosine",
-    threshold: float = 0.99,
-    relative: bool = False,
+    grouping: GroupingRule | None = None,
+    metric: str | None = None,
+    threshold: float | None = None,
+    relative: bool | None = None,
     include_max_steps: bool = False,
     starts: dict[str, Any] | None = None,
 ) -> Attractors:
@@ -143,11 +138,14 @@ def find_attractors(
     Parameters
     ----------
     traj : Trajectories
-    metric : {"cosine", "euclidean"}, default "cosine"
-        cosine: same attractor when cos > threshold (paper: 0.99). euclidean: distance ≤ threshold.
-    threshold : float, default 0.99
-    relative : bool, default False
-        euclidean only: tolerance = threshold × RMS‖z*‖ of the endpoints.
+    grouping : GroupingRule, default ``GroupByCosine(0.99)``
+        The rule that decides when two endpoints are one attractor
+        (:mod:`flowcore.dynamics.grouping_rules`: :class:`GroupByCosine`, :class:`GroupByDistance`).
+    metric, threshold, relative :
+        The older spelling of ``grouping`` (give one or the other, not both): ``metric`` in
+        {"cosine", "euclidean"} (default "cosine"), ``threshold`` (default 0.99, for either
+        metric), ``relative`` (euclidean only). ``metric="euclidean", threshold=t,
+        relative=r`` is ``GroupByDistance(t, relative=r)``.
     include_max_steps : bool, default False
         Also group rows that hit max_steps (slow rows; not fixed points by the stopping rule).
     starts : dict, optional
@@ -156,12 +154,31 @@ def find_attractors(
     Returns
     -------
     Attractors
+        ``settings`` records the rule's ``metric``, ``threshold`` and ``relative``.
+
+    Raises
+    ------
+    ParameterError
+        Both ``grouping`` and the older keywords, a ``grouping`` that is not a rule, or bad values.
+
+    Examples
+    --------
+    >>> att = find_attractors(traj, grouping=GroupByDistance(1e-3, relative=True))  # doctest: +SKIP
     """
+    legacy = {k: v for k, v in (("metric", metric), ("threshold", threshold), ("relative", relative)) if v is not None}
+    if grouping is None:
+        grouping = grouping_from_settings(legacy.get("metric", "cosine"), legacy.get("threshold", 0.99),
+                                          bool(legacy.get("relative", False)))
+    elif legacy:
+        raise ParameterError(f"find_attractors: give grouping= or {'/'.join(legacy)}=, not both")
+    elif not isinstance(grouping, GroupingRule):
+        raise ParameterError(f"find_attractors: grouping must be a GroupingRule such as GroupByCosine(0.99), "
+                             f"got {grouping!r}")
     keep = traj.status == CONVERGED
     if include_max_steps:
         keep |= traj.status == MAX_STEPS
     pts = traj.flat_final[keep]
-    sub = group_points(pts, metric=metric, threshold=threshold, relative=relative)
+    sub = grouping.group(pts)
     n_groups = int(sub.max()) + 1 if len(sub) else 0
     counts = np.bincount(sub, minlength=n_groups).astype(np.int64)
     # renumber by size (largest first), ties by first appearance
@@ -184,9 +201,7 @@ def find_attractors(
     reps = pts[order_m[first]].astype(np.float32) if n_groups else np.empty((0, k), np.float32)
     settings = {
         "starts": dict(starts) if starts else None,
-        "metric": metric,
-        "threshold": float(threshold),
-        "relative": bool(relative) if metric == "euclidean" else None,
+        **grouping.settings(),
         "include_max_steps": bool(include_max_steps),
         **{f"trajectory_{k_}": v for k_, v in traj.settings.items()},
     }

@@ -7,12 +7,14 @@ latents) and V is projected onto that plane.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
+from flowcore.results import Array, Result
 
 __all__ = ["vector_field", "FieldGrid", "field_grid"]
 
@@ -33,7 +35,7 @@ def vector_field(lmap, z: Any, *, batch_size: int = 4096) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FieldGrid:
+class FieldGrid(Result):
     """V sampled on an n×n grid of a latent plane.
 
     Attributes
@@ -47,6 +49,10 @@ class FieldGrid:
     origin : ndarray of shape (k,), float32
     basis : ndarray of shape (2, k), float32
         Orthonormal rows spanning the plane.
+    settings : dict
+        xlim, ylim, n, batch_size, providers.
+
+    Saved as ``field_grid.npz`` + ``field_grid.json`` (:class:`flowcore.results.Result`).
     """
 
     xs: np.ndarray
@@ -56,6 +62,35 @@ class FieldGrid:
     speed: np.ndarray
     origin: np.ndarray
     basis: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "field_grid"
+    schema: ClassVar[dict[str, Array]] = {
+        "xs": Array("f", 1, dims=("nx",)),
+        "ys": Array("f", 1, dims=("ny",)),
+        "u": Array("f", 2, dims=("ny", "nx")),
+        "v": Array("f", 2, dims=("ny", "nx")),
+        "speed": Array("f", 2, dims=("ny", "nx")),
+        "origin": Array("f", 1, dims=("k",)),
+        "basis": Array("f", 2, dims=("plane", "k")),
+    }
+    _NAMES: ClassVar[tuple[str, ...]] = ("xs", "ys", "u", "v", "speed", "origin", "basis")
+
+    def to_json(self) -> dict[str, Any]:
+        """Grid size, speed range, plane and settings (plain JSON)."""
+        return {"n": [len(self.ys), len(self.xs)], "latent_dim": int(len(self.origin)),
+                "speed_min": float(self.speed.min()) if self.speed.size else None,
+                "speed_max": float(self.speed.max()) if self.speed.size else None,
+                "settings": dict(self.settings)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self._NAMES}
+
+    @classmethod
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "FieldGrid":
+        if len(arrays["basis"]) != 2:
+            raise DataError(f"{folder / 'field_grid.npz'}: field 'basis' has {len(arrays['basis'])} rows, expected 2")
+        return cls(**{k: arrays[k] for k in cls._NAMES}, settings=meta.get("settings", {}))
 
 
 def field_grid(
@@ -84,7 +119,7 @@ def field_grid(
     """
     k = lmap.latent_dim
     if n < 2:
-        raise DataError(f"grid needs n >= 2, got {n}")
+        raise ParameterError(f"grid needs n >= 2, got {n}")
     if basis is None:
         if k != 2:
             raise DataError(f"latent dimension is {k}; give a 2×{k} basis (e.g. top-2 PCA directions) for the plane")
@@ -106,5 +141,8 @@ def field_grid(
     u = (vfield @ basis[0]).reshape(n, n)
     v = (vfield @ basis[1]).reshape(n, n)
     speed = np.linalg.norm(vfield, axis=1).reshape(n, n)
+    providers = getattr(lmap, "providers", None)
+    settings = {"xlim": [float(x) for x in xlim], "ylim": [float(y) for y in ylim], "n": int(n),
+                "batch_size": int(batch_size), "providers": list(providers) if providers is not None else None}
     return FieldGrid(xs=xs, ys=ys, u=u.astype(np.float32), v=v.astype(np.float32), speed=speed.astype(np.float32),
-                     origin=origin.astype(np.float32), basis=basis.astype(np.float32))
+                     origin=origin.astype(np.float32), basis=basis.astype(np.float32), settings=settings)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
+from flowcore.dynamics._grouping_kernel import leader_pass, merge_leaders, relabel
 
 __all__ = ["group_points", "group_points_ref", "link_radius_sq", "METRICS"]
 
@@ -38,7 +39,7 @@ def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: 
     """
     if metric == "cosine":
         if not (-1.0 <= threshold < 1.0):
-            raise DataError(f"cosine threshold must be in [-1, 1), got {threshold}")
+            raise ParameterError(f"cosine threshold must be in [-1, 1), got {threshold}")
         # scale rows by their largest |entry| first: no overflow/underflow of the squared norm
         big = np.abs(points).max(axis=1, initial=0.0)[:, None].astype(np.float64)
         scaled = np.divide(points, big, out=np.zeros(points.shape), where=big > 0)
@@ -47,13 +48,13 @@ def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: 
         return unit, 2.0 * (1.0 - float(threshold)), True
     if metric == "euclidean":
         if not (threshold >= 0):
-            raise DataError(f"euclidean threshold must be >= 0, got {threshold}")
+            raise ParameterError(f"euclidean threshold must be >= 0, got {threshold}")
         eps = float(threshold)
         if relative:
             scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", points, points, dtype=np.float64)))) if len(points) else 0.0
             eps *= scale
         return points, eps * eps, False
-    raise DataError(f"unknown metric {metric!r}; expected one of {METRICS}")
+    raise ParameterError(f"unknown metric {metric!r}; expected one of {METRICS}")
 
 
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -146,8 +147,6 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
         Groups numbered 0.. in order of first appearance; the same partition as
         ``sklearn.cluster.DBSCAN(eps, min_samples=1)`` and as :func:`group_points_ref`.
     """
-    from flowcore.dynamics._grouping_kernel import leader_pass, merge_leaders, relabel  # noqa: PLC0415
-
     w, r2, strict, zero = _prepare(points, metric, threshold, relative, keep_float32=True)
     n = len(w)
     if n == 0:

@@ -13,15 +13,14 @@ with step_t ≈ (1 − ρ) ρ^(t−1) e_0 and the stop ``step_t² < tol``,
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from flowcore.errors import DataError
-from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.results import Array, Result
 
 __all__ = ["Stability", "stability", "predicted_steps", "jacobians"]
 
@@ -91,7 +90,7 @@ def jacobians(lmap, points: Any, *, h: float = 1e-3, relative: bool = True, max_
 
 
 @dataclass(frozen=True)
-class Stability:
+class Stability(Result):
     """Linear stability of B points.
 
     Attributes
@@ -103,6 +102,9 @@ class Stability:
     eigenvalues : ndarray of shape (B, k), complex128 — sorted by decreasing modulus
     fixed_point_residual : ndarray of shape (B,), float64 — ‖f(z*) − z*‖
     settings : dict — h, relative, scheme
+
+    Saved as ``stability.npz`` + ``stability.json`` (:class:`flowcore.results.Result`; the
+    Jacobians are not saved).
     """
 
     points: np.ndarray
@@ -113,6 +115,17 @@ class Stability:
     fixed_point_residual: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
     jacobians: np.ndarray | None = field(default=None, repr=False)
+
+    kind: ClassVar[str] = "stability"
+    schema: ClassVar[dict[str, Array]] = {
+        "points": Array("f", 2, dims=("b", "k")),
+        "spectral_radius": Array("f", 1, dims=("b",)),
+        "spectral_norm": Array("f", 1, dims=("b",)),
+        "stable": Array("b", 1, dims=("b",)),
+        "eigenvalues_real": Array("f", 2, dims=("b", "k")),
+        "eigenvalues_imag": Array("f", 2, dims=("b", "k")),
+        "fixed_point_residual": Array("f", 1, dims=("b",)),
+    }
 
     def labels(self) -> list[str]:
         return ["stable" if s else "unstable" for s in self.stable]
@@ -128,22 +141,19 @@ class Stability:
             "settings": dict(self.settings),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        folder = Path(path)
-        save_npz(folder / "stability.npz", points=self.points, spectral_radius=self.spectral_radius,
-                 spectral_norm=self.spectral_norm, stable=self.stable,
-                 eigenvalues_real=self.eigenvalues.real, eigenvalues_imag=self.eigenvalues.imag,
-                 fixed_point_residual=self.fixed_point_residual)
-        atomic_write_json(folder / "stability.json", self.summary())
-        return folder
+    def to_json(self) -> dict[str, Any]:
+        return self.summary()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return dict(points=self.points, spectral_radius=self.spectral_radius, spectral_norm=self.spectral_norm,
+                    stable=self.stable, eigenvalues_real=self.eigenvalues.real,
+                    eigenvalues_imag=self.eigenvalues.imag, fixed_point_residual=self.fixed_point_residual)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Stability":
-        import json  # noqa: PLC0415
-
-        folder = Path(path)
-        a = load_npz(folder / "stability.npz")
-        meta = json.loads((folder / "stability.json").read_text())
+    def _from_files(cls, a: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "Stability":
+        if a["eigenvalues_real"].shape != a["eigenvalues_imag"].shape:
+            raise DataError(f"{folder / 'stability.npz'}: field 'eigenvalues_imag' has shape {a['eigenvalues_imag'].shape}, "
+                            f"'eigenvalues_real' {a['eigenvalues_real'].shape}")
         return cls(points=a["points"], spectral_radius=a["spectral_radius"], spectral_norm=a["spectral_norm"],
                    stable=a["stable"], eigenvalues=a["eigenvalues_real"] + 1j * a["eigenvalues_imag"],
                    fixed_point_residual=a["fixed_point_residual"], settings=meta.get("settings", {}))

@@ -13,17 +13,17 @@ A row whose step or norm is NaN/Inf, or whose norm passes ``norm_limit``, is ``d
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from flowcore.dynamics._step_kernel import check_rows, retire_rows
-from flowcore.errors import DataError
-from flowcore.io import atomic_write_json, load_npz, save_npz
+from flowcore.errors import DataError, ParameterError
+from flowcore.results import Array, Result
+from flowcore.dynamics.features import FeatureRecorder
 
 __all__ = ["Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
 
@@ -32,7 +32,7 @@ STATUS_NAMES = ("converged", "max_steps", "diverged")
 
 
 @dataclass(frozen=True)
-class Trajectories:
+class Trajectories(Result):
     """Result of :func:`iterate`.
 
     Attributes
@@ -55,6 +55,8 @@ class Trajectories:
         Streaming trajectory features (see :mod:`flowcore.dynamics.features`) when asked for.
     settings : dict
         tol, max_steps, norm_limit, batch_size, record_every, n_starts, providers, …
+
+    Saved as ``trajectories.npz`` + ``trajectories.json`` (:class:`flowcore.results.Result`).
     """
 
     final: np.ndarray
@@ -66,6 +68,18 @@ class Trajectories:
     path_steps: np.ndarray | None = field(default=None, repr=False)
     starts: np.ndarray | None = field(default=None, repr=False)
     features: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    kind: ClassVar[str] = "trajectories"
+    schema: ClassVar[dict[str, Array]] = {
+        "final": Array("f", min_ndim=2, dims=("n",)),
+        "steps": Array("iu", 1, dims=("n",)),
+        "status": Array("iu", 1, dims=("n",)),
+        "last_step_sq": Array("f", 1, dims=("n",)),
+        "path": Array("f", min_ndim=3, dims=("n", "recorded"), optional=True),
+        "path_steps": Array("iu", 2, dims=("n", "recorded"), optional=True),
+        "starts": Array("f", min_ndim=2, dims=("n",), optional=True),
+        "feature_*": Array("f", 1, dims=("n",)),
+    }
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -99,9 +113,7 @@ class Trajectories:
     def to_json(self) -> dict[str, Any]:
         return self.summary()
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``trajectories.npz`` and ``trajectories.json`` into folder ``path`` (atomic)."""
-        folder = Path(path)
+    def _arrays(self) -> dict[str, np.ndarray]:
         arrays = dict(final=self.final, steps=self.steps, status=self.status, last_step_sq=self.last_step_sq)
         if self.path is not None:
             arrays.update(path=self.path, path_steps=self.path_steps)
@@ -109,27 +121,12 @@ class Trajectories:
             arrays["starts"] = self.starts
         for name, values in (self.features or {}).items():
             arrays[f"feature_{name}"] = values
-        save_npz(folder / "trajectories.npz", **arrays)
-        atomic_write_json(folder / "trajectories.json", self.summary())
-        return folder
+        return arrays
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trajectories":
-        """Read a folder written by :meth:`save`; checks that the arrays agree in length."""
-        import json  # noqa: PLC0415
-
-        folder = Path(path)
-        arrays = load_npz(folder / "trajectories.npz")
-        missing = {"final", "steps", "status", "last_step_sq"} - set(arrays)
-        if missing:
-            raise DataError(f"{folder}/trajectories.npz lacks {sorted(missing)}")
-        n = len(arrays["steps"])
-        if any(len(arrays[k]) != n for k in ("final", "status", "last_step_sq")):
-            raise DataError(f"{folder}/trajectories.npz arrays disagree in length")
-        try:
-            meta = json.loads((folder / "trajectories.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{folder}/trajectories.json unreadable ({exc})") from None
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "Trajectories":
+        if ("path" in arrays) != ("path_steps" in arrays):
+            raise DataError(f"{folder / 'trajectories.npz'}: field 'path' and 'path_steps' come together")
         return cls(final=arrays["final"], steps=arrays["steps"], status=arrays["status"],
                    last_step_sq=arrays["last_step_sq"], settings=meta.get("settings", {}),
                    path=arrays.get("path"), path_steps=arrays.get("path_steps"), starts=arrays.get("starts"),
@@ -142,7 +139,7 @@ def _progress(total: int, enabled: bool | None):
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm.auto import tqdm  # lazy: import cost (tqdm.auto ~0.09 s); only progress bars need it
     except ImportError:
         return None
     return tqdm(total=total, unit="traj", file=sys.stderr, leave=False, desc="trajectories", delay=1.0)
@@ -193,15 +190,15 @@ def iterate(
         Per-row final state, steps, status, and the settings used.
     """
     if not (tol > 0):
-        raise DataError(f"tol must be > 0, got {tol}")
+        raise ParameterError(f"tol must be > 0, got {tol}")
     if int(max_steps) < 1:
-        raise DataError(f"max_steps must be >= 1, got {max_steps}")
+        raise ParameterError(f"max_steps must be >= 1, got {max_steps}")
     if int(batch_size) < 1:
-        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
     if not (norm_limit > 0):
-        raise DataError(f"norm_limit must be > 0, got {norm_limit}")
+        raise ParameterError(f"norm_limit must be > 0, got {norm_limit}")
     if record_every is not None and int(record_every) < 1:
-        raise DataError(f"record_every must be >= 1, got {record_every}")
+        raise ParameterError(f"record_every must be >= 1, got {record_every}")
     z0 = lmap.check_latents(z0, "starts")
     if not np.all(np.isfinite(z0)):
         raise DataError("starts contain NaN or Inf")
@@ -224,8 +221,6 @@ def iterate(
     nxt = 0
     recorder = None
     if features or reference is not None:
-        from flowcore.dynamics.features import FeatureRecorder  # noqa: PLC0415
-
         recorder = FeatureRecorder(n, reference)
     final_flat = final.reshape(n, int(np.prod(shape, dtype=np.int64)))
     done_buf = np.empty(min(batch_size, max(n, 1)), np.bool_)

@@ -1,28 +1,34 @@
 """Figures of an OOD report: ID-vs-OOD score histograms per set and ROC curves (matplotlib).
 
 Uses matplotlib's ``Figure`` with an Agg canvas directly, so the caller's pyplot backend is
-never switched. Each figure comes with the CSV of the data drawn.
+never switched. Each figure comes with the CSV of the data drawn. :func:`write_report` writes a
+whole report folder (the report's own files plus these figures), staged so it is complete or
+absent; :func:`write_report_figures` draws the figures into a folder.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flowcore.errors import BackendError
-from flowcore.plots._figures import csv_cell, png_bytes
-from flowcore.plots._figures import figure_class as _plots_figure_class
+from flowcore.io import atomic_write_bytes, atomic_write_text
+from flowcore.plots._base import csv_cell, png_bytes
+from flowcore.plots._base import figure_class as _plots_figure_class
+from flowcore.results import staged_folder
 
-__all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell"]
+__all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell", "write_report", "write_report_figures"]
 
 
 def figure_class():
     """matplotlib's ``Figure`` (see :func:`flowcore.plots.figure_class`); ROC curves also need scikit-learn."""
     Figure = _plots_figure_class()
     try:
-        import sklearn  # noqa: F401, PLC0415
+        import sklearn  # noqa: F401  # lazy: optional extra scikit-learn (flowcore[analysis])
     except ImportError:
         raise BackendError("OOD report figures need scikit-learn: pip install 'flowcore[analysis]' "
                            "(or save(..., figures=False))") from None
@@ -70,7 +76,7 @@ def hist_figure(Figure, rep: Any, ood_set: str) -> tuple[bytes, str]:
 
 
 def roc_figure(Figure, rep: Any) -> tuple[bytes, str]:
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
+    from sklearn.metrics import roc_curve  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     sets = rep.ood_sets
     nr, nc = _grid(len(sets))
@@ -95,3 +101,52 @@ def roc_figure(Figure, rep: Any) -> tuple[bytes, str]:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
     return png_bytes(fig), "\n".join(csv) + "\n"
+
+
+def write_report_figures(report: Any, folder: str | os.PathLike, *, Figure=None) -> dict[str, Any]:
+    """Draw ``hist_<set>.png`` per OOD set and ``roc.png``, each with its CSV, into ``folder``.
+
+    Parameters
+    ----------
+    report : OODReport
+    folder : path-like
+        An existing folder (e.g. the one :func:`flowcore.results.staged_folder` yields).
+    Figure : matplotlib Figure class, optional
+        Default :func:`figure_class` (needs matplotlib and scikit-learn).
+
+    Returns
+    -------
+    dict
+        ``{"hist": {set: {"png", "data"}}, "roc": {"png", "data"}}``, the file list for ``report.json``.
+    """
+    Figure = Figure or figure_class()
+    out = Path(folder)
+    files: dict[str, Any] = {"hist": {}}
+    for s, stem in report.stems.items():
+        png, csv = hist_figure(Figure, report, s)
+        atomic_write_bytes(out / f"hist_{stem}.png", png)
+        atomic_write_text(out / f"hist_{stem}.csv", csv)
+        files["hist"][s] = {"png": f"hist_{stem}.png", "data": f"hist_{stem}.csv"}
+    png, csv = roc_figure(Figure, report)
+    atomic_write_bytes(out / "roc.png", png)
+    atomic_write_text(out / "roc.csv", csv)
+    files["roc"] = {"png": "roc.png", "data": "roc.csv"}
+    return files
+
+
+def write_report(report: Any, folder: str | os.PathLike, *, figures: bool = True) -> Path:
+    """Write an OOD report folder: ``metrics.csv``, ``report.json``, ``scores.npz`` and the figures.
+
+    Everything is staged in a temporary sibling and moved into place together; an existing
+    folder keeps its other files.
+
+    Raises
+    ------
+    BackendError
+        ``figures`` and matplotlib (or scikit-learn) is not installed; nothing is written then.
+    """
+    Figure = figure_class() if figures else None
+    with staged_folder(folder) as tmp:
+        files = write_report_figures(report, tmp, Figure=Figure) if figures else {}
+        report.write(tmp, extra_json={"files": files})
+    return Path(folder)

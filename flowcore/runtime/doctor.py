@@ -32,7 +32,7 @@ def diagnose() -> dict[str, Any]:
         problems.append("both onnxruntime and onnxruntime-gpu are installed: CUDA silently disappears; "
                         "pip uninstall -y onnxruntime onnxruntime-gpu, then install one extra")
     try:
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort  # lazy: optional extra onnxruntime (flowcore[cpu] / flowcore[gpu]); also import cost
 
         report["ort_version"] = ort.__version__
         report["providers_available"] = ort.get_available_providers()

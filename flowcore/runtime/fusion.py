@@ -10,14 +10,14 @@ the same for a single latent→latent graph.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import onnx
-from onnx import TensorProto, helper
-
-from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.bundle.flowbundle import _io, _static_shape, FlowBundle
 from flowcore.errors import BundleError
 from flowcore.bundle.export import rename_value
+
+if TYPE_CHECKING:
+    import onnx  # annotations only: onnx is imported where used (import cost)
 
 __all__ = ["fuse", "graph_to_map", "FUSED_INPUT", "FUSED_OUTPUTS"]
 
@@ -34,12 +34,14 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 def _normalise(models: Sequence[onnx.ModelProto]) -> list[onnx.ModelProto]:
     """Bring graphs to one default-domain opset and one IR version so they can be merged."""
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     target = max(_default_opset(m) for m in models)
     ir = max(int(m.ir_version) for m in models)
     out = []
     for m in models:
         if _default_opset(m) != target:
-            from onnx import version_converter  # noqa: PLC0415
+            from onnx import version_converter  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
 
             try:
                 m = version_converter.convert_version(m, target)
@@ -53,6 +55,9 @@ def _normalise(models: Sequence[onnx.ModelProto]) -> list[onnx.ModelProto]:
 
 
 def _with_external_data(model: onnx.ModelProto, folder: Path | None) -> onnx.ModelProto:
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+    from onnx import TensorProto  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     uses = any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer)
     if not uses:
         return model
@@ -68,6 +73,8 @@ def _append_step_outputs(graph: onnx.GraphProto, z_in: str, z_out: str, rank: in
 
     ReduceSumSquare takes its axes as an input from opset 18 on, as an attribute before.
     """
+    from onnx import TensorProto, helper  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
     axes = list(range(1, rank))
 
     def reduce(src: str, dst: str, name: str) -> onnx.NodeProto:
@@ -105,7 +112,8 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
         Input ``z`` of shape (N, *latent_shape); outputs ``z_next`` (N, *latent_shape),
         ``step_sq`` (N,) = ‖z_next − z‖² and ``norm_sq`` (N,) = ‖z_next‖², all float32.
     """
-    from onnx import compose  # noqa: PLC0415
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+    from onnx import compose  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
 
     dec = _with_external_data(bundle.decoder, bundle.path)
     enc = _with_external_data(bundle.encoder, bundle.path)
@@ -132,9 +140,7 @@ def fuse(bundle: FlowBundle) -> onnx.ModelProto:
 
 
 def graph_to_map(model: onnx.ModelProto, input_name: str | None, output_name: str | None) -> tuple[onnx.ModelProto, tuple[int, ...]]:
-    from flowcore.bundle.flowbundle import _io, _static_shape  # noqa: PLC0415
-
-    from onnx import compose  # noqa: PLC0415
+    from onnx import compose  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
 
     vin = _io(model, "input", input_name, "latent map")
     vout = _io(model, "output", output_name, "latent map")

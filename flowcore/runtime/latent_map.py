@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+import warnings
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import onnx
 
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import BackendError, BundleError, DataError, ProviderWarning
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, fuse, graph_to_map
+from flowcore.runtime.parity import parity as _parity
+
+if TYPE_CHECKING:
+    import onnx  # annotations only: onnx is imported where used (import cost)
 
 __all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime"]  # fuse: re-exported from .fusion
 
@@ -33,7 +37,7 @@ CUDA = "CUDAExecutionProvider"
 def import_onnxruntime():
     """Import ONNX Runtime or fail with one line naming the two extras."""
     try:
-        import onnxruntime as ort  # noqa: PLC0415
+        import onnxruntime as ort  # lazy: optional extra onnxruntime (flowcore[cpu] / flowcore[gpu]); also import cost
     except ImportError:
         raise BackendError(
             "ONNX Runtime is not installed: pip install 'flowcore[cpu]' (or 'flowcore[gpu]' on a CUDA machine)"
@@ -127,6 +131,8 @@ class LatentMap:
         intra_op_num_threads: int | None = None,
     ) -> "LatentMap":
         """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode)."""
+        import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
         if not isinstance(model, onnx.ModelProto):
             try:
                 model = onnx.load(str(model))
@@ -179,8 +185,6 @@ class LatentMap:
         if self._providers[0] not in used:
             msg = f"asked for {self._providers[0]} but ONNX Runtime runs the {which} graph on {used}"
             if isinstance(self._requested, str) and self._requested.lower() == "auto":
-                import warnings  # noqa: PLC0415
-
                 warnings.warn(msg, ProviderWarning, stacklevel=3)
             else:
                 raise BackendError(msg)
@@ -280,6 +284,35 @@ class LatentMap:
         """V(z) = f(z) − z: (N, *latent_shape) float32."""
         z = self.check_latents(z)
         return self(z, batch_size=batch_size) - z
+
+    def parity(self, reference_encode, reference_decode, inputs: Any, *, batch_size: int = 1024) -> dict[str, Any]:
+        """Compare this map's encoder and decoder graphs with the model they came from.
+
+        The adapters pass their framework models as plain functions of NumPy batches; see
+        :func:`flowcore.runtime.parity.parity` (decoders are fed the reference latents).
+
+        Parameters
+        ----------
+        reference_encode : callable
+            ``(b, *input_shape) float32 ndarray -> (b, *latent_shape)`` array-like.
+        reference_decode : callable
+            ``(b, *latent_shape) ndarray -> (b, *input_shape)`` array-like.
+        inputs : ndarray of shape (n, *input_shape), float32
+        batch_size : int, default 1024
+            Rows per run.
+
+        Returns
+        -------
+        dict
+            ``{"n": int, "encoder": float, "decoder": float}``: relative errors
+            max|onnx - reference| / max(max|reference|, 1e-12); lower is better.
+
+        Raises
+        ------
+        ExportError
+            If ``inputs`` is not a float32 array of shape (n, *input_shape) with n >= 1.
+        """
+        return _parity(self, reference_encode, reference_decode, inputs, batch_size=batch_size)
 
     def describe(self) -> dict[str, Any]:
         """Plain-JSON description: shapes, providers asked for and used."""

@@ -10,12 +10,12 @@ import keras
 import tensorflow as tf
 import tf2onnx
 
+from flowcore.bundle.export import check_decoded, check_latent, check_real_inputs, write_staged
 from flowcore.bundle.flowbundle import FlowBundle, check_target
-from flowcore.bundle.export import check_parity, parity_inputs, write_staged
 from flowcore.errors import ExportError
 
 from ._graph import call_model, convert_graph, one_line, select_output
-from ._parity import as_array, parity
+from ._parity import as_array, check_export
 
 __all__ = ["export", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
 
@@ -136,26 +136,19 @@ def export(
     check_target(path, overwrite)
     x = as_array(example_input, "example_input")
     real = as_array(real_inputs, "real_inputs") if real_inputs is not None else x
-    if real.shape[1:] != x.shape[1:]:
-        raise ExportError(f"real_inputs have shape {real.shape}; expected (m, *{x.shape[1:]})")
+    check_real_inputs(real.shape, x.shape)
 
     out = _eager(encoder, tf.constant(x), "encoder")
     key = select_output(out, encoder_output)
     z = out if key is None else out[key]
-    if z.dtype != tf.float32 or z.shape.rank is None or z.shape.rank < 2 or z.shape[0] != x.shape[0]:
-        raise ExportError(
-            f"the encoder's latent has shape {tuple(z.shape)} and dtype {z.dtype.name} for an input batch of "
-            f"{x.shape[0]}; expected (batch, *latent_shape) float32"
-        )
+    check_latent(tuple(z.shape), z.dtype.name, float32=z.dtype == tf.float32 and z.shape.rank is not None,
+                 batch=x.shape[0])
     latent_shape = tuple(int(d) for d in z.shape[1:])
     x_hat = _eager(decoder, z, "decoder")
     if not tf.is_tensor(x_hat):
         raise ExportError(f"the decoder returns {type(x_hat).__name__}; expected a tensor")
-    if tuple(x_hat.shape) != x.shape or x_hat.dtype != tf.float32:
-        raise ExportError(
-            f"the decoder maps latents {tuple(z.shape)} to {tuple(x_hat.shape)} {x_hat.dtype.name}; f = E(D(z)) "
-            f"needs it to return the input shape {x.shape} float32"
-        )
+    check_decoded(tuple(z.shape), tuple(x_hat.shape), x_hat.dtype.name, float32=x_hat.dtype == tf.float32,
+                  input_shape=x.shape)
 
     def enc_fn(t: tf.Tensor) -> tf.Tensor:
         o = call_model(encoder, t)
@@ -179,19 +172,9 @@ def export(
     }
     if key is not None:
         source["encoder_output"] = key
+
     def check_fn(bundle: FlowBundle) -> None:
-        for which, inputs in parity_inputs(x, real, seed=seed):
-            try:
-                res = parity(bundle, encoder, decoder, inputs, encoder_output=key)
-            except ExportError:
-                raise
-            except Exception as exc:  # e.g. a model that only accepts the example's batch size
-                raise ExportError(
-                    f"the parity check on {which} inputs (batch {len(inputs)}) failed: {one_line(exc)}; "
-                    "the models must accept any batch size"
-                ) from exc
-            check_parity(res, which, rtol, "TensorFlow",
-                         "Python-side state frozen at trace time, or a layer that behaves differently inside tf.function?")
+        check_export(bundle, encoder, decoder, encoder_output=key, example=x, real=real, rtol=rtol, seed=seed)
 
     return write_staged(path, enc_proto, dec_proto, source=source, preprocessing=preprocessing, notes=notes,
                         check=check_fn if check else None)

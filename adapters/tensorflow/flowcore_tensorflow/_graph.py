@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -15,13 +14,12 @@ import tensorflow as tf
 import tf2onnx
 
 from flowcore.errors import ExportError
+from flowcore.bundle.export import check_opset, clip_line, exception_lines, name_graph, strip_ansi
 from flowcore.bundle.export import select_output as _select_output
-from flowcore.bundle.export import set_io_names
 
 __all__ = ["convert_graph", "call_model", "one_line", "select_output", "BATCH_DIM"]
 
 BATCH_DIM = "batch"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Python loggers that talk during a conversion; quiet (ERROR and up kept for the message) while
 # exporting only, then restored.
 _NOISY_LOGGERS = ("tf2onnx", "tensorflow", "absl")
@@ -34,14 +32,13 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     names the cause on the next line, so that line wins when present; a ``tf.function``
     error opens with ``in user code:`` and names the cause on its last line.
     """
-    text = _ANSI.sub("", str(exc)).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = exception_lines(exc)
     if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
         lines = lines[1:]
     if len(lines) > 1 and lines[0].endswith("in user code:"):  # tf.function: the cause is the last line
         lines = lines[-1:]
     line = f"{type(exc).__name__}: {lines[0].split(' Received args:')[0]}" if lines else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return clip_line(line, limit)
 
 
 def call_model(model: Callable[..., Any], x: Any) -> Any:
@@ -53,18 +50,7 @@ def call_model(model: Callable[..., Any], x: Any) -> Any:
 
 
 def select_output(out: Any, choice: int | str | None, what: str = "encoder") -> int | str | None:
-    """Resolve ``encoder_output`` against one call result.
-
-    Returns
-    -------
-    int, str or None
-        ``None`` when ``out`` is a tensor (nothing to pick), else the index or key to use.
-
-    Raises
-    ------
-    ExportError
-        If ``choice`` does not fit the structure or does not name a tensor.
-    """
+    """:func:`flowcore.bundle.export.select_output` for TensorFlow tensors (None: ``out`` is a tensor)."""
     return _select_output(out, choice, tf.is_tensor, what)
 
 
@@ -152,13 +138,6 @@ def _inline_captures(model: onnx.ModelProto, concrete: Any, what: str) -> None:
     model.graph.input.extend(keep)
 
 
-def _default_opset(model: onnx.ModelProto) -> int | None:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return None
-
-
 def convert_graph(
     fn: Callable[[tf.Tensor], tf.Tensor],
     sample_shape: tuple[int, ...],
@@ -211,15 +190,9 @@ def convert_graph(
         onnx.checker.check_model(model)
     except Exception as exc:  # tf2onnx keeps going past ops it cannot convert (continue_on_error)
         why = log.messages[0] if log.messages else one_line(exc)
-        why = _ANSI.sub("", why).strip().splitlines()[0] if why.strip() else type(exc).__name__
+        why = strip_ansi(why).strip().splitlines()[0] if why.strip() else type(exc).__name__
         raise ExportError(f"tf2onnx could not convert the {what} to a valid ONNX graph: {why[:300]}") from exc
-    got = _default_opset(model)
-    if got != opset:
-        raise ExportError(
-            f"the {what} was converted with opset {got}, not the requested {opset}; pick an opset tf2onnx "
-            f"{tf2onnx.__version__} supports"
-        )
-    set_io_names(model, input_name, output_name, what, "a call(x) -> tensor model")
+    check_opset(model, opset, what=what, made="converted", fix=f"pick an opset tf2onnx {tf2onnx.__version__} supports")
+    name_graph(model, input_name, output_name, what, "a call(x) -> tensor model")
     _fix_shapes(model, tuple(output_shape), what)
-    model.graph.name = what
     return model

@@ -1,36 +1,26 @@
-"""ONNX Runtime vs TensorFlow parity of an exported bundle."""
+"""ONNX Runtime vs TensorFlow parity of an exported bundle: TF's side of :mod:`flowcore.runtime.parity`.
+
+Only the TensorFlow outputs are made here (Keras models with ``training=False``); running the
+graphs, chunking and comparing is the core's :meth:`flowcore.runtime.latent_map.LatentMap.parity`.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
+from flowcore.bundle.export import check_example
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.bundle.export import relative_error
 from flowcore.errors import ExportError
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.runtime.parity import relative_error, require_parity
 
-from ._graph import call_model, select_output
+from ._graph import call_model, one_line, select_output
 
-__all__ = ["parity", "relative_error"]
-
-
-def _session(path: Path):
-    from flowcore.runtime.latent_map import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
-
-    ort = import_onnxruntime()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for i in range(0, n, size):
-        yield slice(i, min(n, i + size))
+__all__ = ["parity", "relative_error", "as_array", "check_export"]
 
 
 def as_array(a: Any, what: str) -> np.ndarray:
@@ -39,19 +29,40 @@ def as_array(a: Any, what: str) -> np.ndarray:
         arr = a.numpy() if tf.is_tensor(a) else np.asarray(a)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(f"{what} is {type(a).__name__}, not an array; pass an ndarray or tf.Tensor") from exc
-    if arr.dtype != np.float32:
-        raise ExportError(
-            f"{what} has dtype {arr.dtype}; FlowBundles are float32: pass a float32 input "
-            "(and use a float32 dtype policy in Keras)"
-        )
-    if arr.ndim < 2 or arr.shape[0] < 1 or 0 in arr.shape:
-        raise ExportError(f"{what} has shape {arr.shape}; expected (batch >= 1, *input_shape) with no empty axis")
+    check_example(arr.shape, arr.dtype, what, float32=arr.dtype == np.float32,
+                  fix="and use a float32 dtype policy in Keras")
     return np.ascontiguousarray(arr)
 
 
 def to_numpy(t: Any) -> np.ndarray:
     """A framework output as an ndarray (tf.Tensor, ndarray)."""
     return t.numpy() if hasattr(t, "numpy") else np.asarray(t)
+
+
+def references(encoder: Callable[..., Any], decoder: Callable[..., Any], encoder_output: int | str | None = None
+               ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """The TensorFlow models as functions of NumPy batches, for :meth:`LatentMap.parity`.
+
+    Keras models are called with ``training=False``, other callables as ``model(x)``; the
+    encoder's latent is picked out of a tuple/list/dict output with ``encoder_output``.
+
+    Returns
+    -------
+    encode : callable
+        (b, *input_shape) float32 ndarray -> (b, *latent_shape) ndarray.
+    decode : callable
+        (b, *latent_shape) ndarray -> (b, *input_shape) ndarray.
+    """
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        out = call_model(encoder, tf.constant(x))
+        key = select_output(out, encoder_output)
+        return to_numpy(out if key is None else out[key])
+
+    def decode(z: np.ndarray) -> np.ndarray:
+        return to_numpy(call_model(decoder, tf.constant(z)))
+
+    return encode, decode
 
 
 def parity(
@@ -93,30 +104,19 @@ def parity(
     ExportError
         If ``inputs`` is not a float32 array of shape (n, *input_shape) with n >= 1.
     """
-    b = bundle if isinstance(bundle, FlowBundle) else FlowBundle.load(bundle)
     x = inputs.numpy() if tf.is_tensor(inputs) else np.asarray(inputs)
-    if x.dtype != np.float32 or x.ndim < 1 or tuple(x.shape[1:]) != b.input_shape or len(x) == 0:
-        raise ExportError(
-            f"parity inputs have shape {x.shape} and dtype {x.dtype}; expected (n >= 1, *{b.input_shape}) float32"
-        )
-    enc_sess = _session(b.path / b.manifest["encoder"]["file"])
-    dec_sess = _session(b.path / b.manifest["decoder"]["file"])
-    key = None
-    z_t, z_o, x_t, x_o = [], [], [], []
-    for i, s in enumerate(_chunks(len(x), batch_size)):
-        xb = np.ascontiguousarray(x[s])
-        out = call_model(encoder, tf.constant(xb))
-        if i == 0:
-            key = select_output(out, encoder_output)
-        zt = out if key is None else out[key]
-        xt = call_model(decoder, zt)
-        zt_np = to_numpy(zt)
-        z_t.append(zt_np)
-        x_t.append(to_numpy(xt))
-        z_o.append(enc_sess.run([b.encoder_output], {b.encoder_input: xb})[0])
-        x_o.append(dec_sess.run([b.decoder_output], {b.decoder_input: np.ascontiguousarray(zt_np, np.float32)})[0])
-    return {
-        "n": int(len(x)),
-        "encoder": relative_error(np.concatenate(z_o), np.concatenate(z_t)),
-        "decoder": relative_error(np.concatenate(x_o), np.concatenate(x_t)),
-    }
+    return LatentMap(bundle, providers="cpu").parity(*references(encoder, decoder, encoder_output), x,
+                                                     batch_size=batch_size)
+
+
+def check_export(bundle: FlowBundle, encoder: Callable[..., Any], decoder: Callable[..., Any], *,
+                 encoder_output: int | str | None, example: np.ndarray, real: np.ndarray, rtol: float,
+                 seed: int) -> None:
+    """:func:`flowcore.runtime.parity.require_parity` of a freshly written bundle against TensorFlow.
+
+    A model that fails on another batch size than the example's is refused in one line.
+    """
+    require_parity(LatentMap(bundle, providers="cpu"), *references(encoder, decoder, encoder_output),
+                   example=example, real=real, rtol=rtol, seed=seed, framework="TensorFlow",
+                   hint="Python-side state frozen at trace time, or a layer that behaves differently inside tf.function?",
+                   explain=one_line)

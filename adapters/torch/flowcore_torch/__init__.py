@@ -6,8 +6,10 @@
 :func:`export` runs ``torch.onnx.export(dynamo=True)`` on the encoder and the decoder with one
 opset and a dynamic batch axis, names the graphs ``x -> z`` and ``z -> x_hat``, writes the
 bundle with :meth:`flowcore.bundle.FlowBundle.write` and checks ONNX Runtime against torch.
-:func:`parity` repeats that check on any inputs. Importing this package imports torch and
-onnx and does nothing else.
+:func:`parity` repeats that check on any inputs (the comparison itself is the core's
+:meth:`flowcore.runtime.latent_map.LatentMap.parity`; this package only produces torch outputs).
+:mod:`flowcore_torch.recipes` holds the digits demo model and its training recipe (import it
+explicitly). Importing this package imports torch and onnx and does nothing else.
 """
 
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export

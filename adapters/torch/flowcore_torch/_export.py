@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from flowcore.bundle.export import check_decoded, check_example, check_latent, check_real_inputs, write_staged
 from flowcore.bundle.flowbundle import FlowBundle, check_target
-from flowcore.bundle.export import check_parity, parity_inputs, write_staged
 from flowcore.errors import ExportError
 
 from ._graph import SelectOutput, _is_script, export_graph, one_line, select_output
-from ._parity import _device, eval_mode, parity
+from ._parity import _device, check_export, eval_mode
 
 __all__ = ["export", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
 
@@ -25,13 +25,7 @@ INPUT_NAME, LATENT_NAME, OUTPUT_NAME = "x", "z", "x_hat"
 
 def _as_tensor(a: Any, what: str) -> torch.Tensor:
     t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
-    if t.dtype != torch.float32:
-        raise ExportError(
-            f"{what} has dtype {t.dtype}; FlowBundles are float32: pass a float32 input "
-            "(and call .float() on the models)"
-        )
-    if t.ndim < 2 or t.shape[0] < 1 or 0 in t.shape:
-        raise ExportError(f"{what} has shape {tuple(t.shape)}; expected (batch >= 1, *input_shape) with no empty axis")
+    check_example(tuple(t.shape), t.dtype, what, float32=t.dtype == torch.float32, fix="and call .float() on the models")
     return t.detach()
 
 
@@ -130,8 +124,7 @@ def export(
     check_target(path, overwrite)
     x = _as_tensor(example_input, "example_input")
     real = _as_tensor(real_inputs, "real_inputs") if real_inputs is not None else x
-    if tuple(real.shape[1:]) != tuple(x.shape[1:]):
-        raise ExportError(f"real_inputs have shape {tuple(real.shape)}; expected (m, *{tuple(x.shape[1:])})")
+    check_real_inputs(tuple(real.shape), tuple(x.shape))
     if x.shape[0] < 2:  # a dynamic dim whose example size is 0/1 gets specialised
         x = x.repeat(2, *([1] * (x.ndim - 1)))
 
@@ -141,20 +134,13 @@ def export(
         key = select_output(out, encoder_output)
         enc = encoder if key is None else SelectOutput(encoder, key)
         z = out if key is None else out[key]
-        if z.dtype != torch.float32 or z.ndim < 2 or z.shape[0] != x.shape[0]:
-            raise ExportError(
-                f"the encoder's latent has shape {tuple(z.shape)} and dtype {z.dtype} for an input batch of "
-                f"{x.shape[0]}; expected (batch, *latent_shape) float32"
-            )
+        check_latent(tuple(z.shape), z.dtype, float32=z.dtype == torch.float32, batch=x.shape[0])
         z = z.to(_device(decoder))
         x_hat = _call(decoder, z, "decoder", "the encoder's latents")
         if not isinstance(x_hat, torch.Tensor):
             raise ExportError(f"the decoder returns {type(x_hat).__name__}; expected a tensor")
-        if tuple(x_hat.shape) != tuple(x.shape) or x_hat.dtype != torch.float32:
-            raise ExportError(
-                f"the decoder maps latents {tuple(z.shape)} to {tuple(x_hat.shape)} {x_hat.dtype}; f = E(D(z)) needs "
-                f"it to return the input shape {tuple(x.shape)} float32"
-            )
+        check_decoded(tuple(z.shape), tuple(x_hat.shape), x_hat.dtype, float32=x_hat.dtype == torch.float32,
+                      input_shape=tuple(x.shape))
         enc_proto = export_graph(enc, x, input_name=INPUT_NAME, output_name=LATENT_NAME, opset=opset, what="encoder")
         dec_proto = export_graph(decoder, z, input_name=LATENT_NAME, output_name=OUTPUT_NAME, opset=opset, what="decoder")
 
@@ -164,10 +150,10 @@ def export(
     source = {"framework": "torch", "version": torch.__version__, "exporter": exporter, "opset": int(opset)}
     if key is not None:
         source["encoder_output"] = key
+
     def check_fn(bundle: FlowBundle) -> None:
-        for which, inputs in parity_inputs(x.detach().cpu().numpy(), real.cpu().numpy(), seed=seed):
-            check_parity(parity(bundle, encoder, decoder, inputs, encoder_output=key), which, rtol, "torch",
-                         "Python-side state or data-dependent control flow frozen at export?")
+        check_export(bundle, encoder, decoder, encoder_output=key, example=x.detach().cpu().numpy(),
+                     real=real.cpu().numpy(), rtol=rtol, seed=seed)
 
     return write_staged(path, enc_proto, dec_proto, source=source, preprocessing=preprocessing, notes=notes,
                         check=check_fn if check else None)

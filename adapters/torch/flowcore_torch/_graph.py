@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 from flowcore.errors import ExportError
+from flowcore.bundle.export import check_opset, clip_line, exception_lines, name_graph
 from flowcore.bundle.export import select_output as _select_output
-from flowcore.bundle.export import set_io_names
 
 __all__ = ["export_graph", "one_line", "select_output", "SelectOutput"]
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SHAPE_HINT = "a forward(x) -> tensor module"
 _CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 # Loggers/warnings of the torch exporter that are noise for a flowcore user.
 _NOISY_LOGGERS = ("torch.onnx._internal.exporter._registration",)
@@ -32,15 +32,14 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     The dynamo exporter wraps the real cause in a long multi-line explanation; the line after
     ``## Exception summary`` names it, so that line wins when present.
     """
-    text = _ANSI.sub("", str(exc)).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = exception_lines(exc)
     if "## Exception summary" in lines and lines.index("## Exception summary") + 1 < len(lines):
         line = _CLASS.sub(r"\1", lines[lines.index("## Exception summary") + 1])
     elif lines:
         line = f"{type(exc).__name__}: {lines[0]}"
     else:
         line = type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return clip_line(line, limit)
 
 
 class SelectOutput(nn.Module):
@@ -65,18 +64,7 @@ class SelectOutput(nn.Module):
 
 
 def select_output(out: Any, choice: int | str | None, what: str = "encoder") -> int | str | None:
-    """Resolve ``encoder_output`` against one forward result.
-
-    Returns
-    -------
-    int, str or None
-        ``None`` when ``out`` is a tensor (nothing to pick), else the index or key to use.
-
-    Raises
-    ------
-    ExportError
-        If ``choice`` does not fit the structure or does not name a tensor.
-    """
+    """:func:`flowcore.bundle.export.select_output` for torch tensors (None: ``out`` is a tensor)."""
     return _select_output(out, choice, lambda t: isinstance(t, torch.Tensor), what)
 
 
@@ -95,13 +83,6 @@ def _quiet_exporter() -> Iterator[None]:
     finally:
         for lg, level in saved:
             lg.setLevel(level)
-
-
-def _default_opset(model: onnx.ModelProto) -> int | None:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return None
 
 
 def export_graph(
@@ -157,14 +138,8 @@ def export_graph(
         raise ExportError(f"torch.onnx.export(dynamo=True) failed for the {what}: {one_line(exc)}") from exc
     if captured.getvalue():
         sys.stderr.write(captured.getvalue())
-    got = _default_opset(model)
-    if got != opset:
-        raise ExportError(
-            f"the {what} was exported with opset {got}, not the requested {opset}; pick opset >= 18 "
-            "(the torch exporter's native range)"
-        )
-    set_io_names(model, input_name, output_name, what, "a forward(x) -> tensor module")
-    model.graph.name = what
+    check_opset(model, opset, what=what, made="exported", fix="pick opset >= 18 (the torch exporter's native range)")
+    name_graph(model, input_name, output_name, what, _SHAPE_HINT)
     return model
 
 
@@ -185,6 +160,5 @@ def _export_script(module, example, *, input_name: str, output_name: str, opset:
         model = onnx.load_from_string(buf.getvalue())
     except Exception as exc:
         raise ExportError(f"torch.onnx.export(dynamo=False) failed for the TorchScript {what}: {one_line(exc)}") from exc
-    set_io_names(model, input_name, output_name, what, "a forward(x) -> tensor module")
-    model.graph.name = what
+    name_graph(model, input_name, output_name, what, _SHAPE_HINT)
     return model

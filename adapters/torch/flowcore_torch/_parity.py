@@ -1,23 +1,26 @@
-"""ONNX Runtime vs torch parity of an exported bundle."""
+"""ONNX Runtime vs torch parity of an exported bundle: torch's side of :mod:`flowcore.runtime.parity`.
+
+Only the torch outputs are made here (eval mode, ``torch.no_grad()``, the device of each module);
+running the graphs, chunking and comparing is the core's :meth:`flowcore.runtime.latent_map.LatentMap.parity`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.bundle.export import relative_error
-from flowcore.errors import ExportError
+from flowcore.runtime.latent_map import LatentMap
+from flowcore.runtime.parity import relative_error, require_parity
 
-from ._graph import SelectOutput, select_output
+from ._graph import select_output
 
-__all__ = ["parity", "relative_error", "eval_mode"]
+__all__ = ["parity", "relative_error", "eval_mode", "check_export"]
 
 
 @contextlib.contextmanager
@@ -41,19 +44,31 @@ def _device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _session(path: Path):
-    from flowcore.runtime.latent_map import import_onnxruntime  # noqa: PLC0415  (ORT is an extra of the core)
+def references(encoder: nn.Module, decoder: nn.Module, encoder_output: int | str | None = None
+               ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """The torch models as functions of NumPy batches, for :meth:`LatentMap.parity`.
 
-    ort = import_onnxruntime()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    Call them inside :func:`eval_mode` and ``torch.no_grad()``. The encoder's latent is picked
+    out of a tuple/dict output with ``encoder_output`` (as in :func:`flowcore_torch.export`).
 
+    Returns
+    -------
+    encode : callable
+        (b, *input_shape) float32 ndarray -> (b, *latent_shape) ndarray (on the CPU).
+    decode : callable
+        (b, *latent_shape) ndarray -> (b, *input_shape) ndarray (on the CPU).
+    """
+    enc_device, dec_device = _device(encoder), _device(decoder)
 
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for i in range(0, n, size):
-        yield slice(i, min(n, i + size))
+    def encode(x: np.ndarray) -> np.ndarray:
+        out = encoder(torch.from_numpy(x).to(enc_device))
+        key = select_output(out, encoder_output)
+        return (out if key is None else out[key]).detach().cpu().numpy()
+
+    def decode(z: np.ndarray) -> np.ndarray:
+        return decoder(torch.from_numpy(z).to(dec_device)).detach().cpu().numpy()
+
+    return encode, decode
 
 
 def parity(
@@ -95,31 +110,16 @@ def parity(
     ExportError
         If ``inputs`` is not a float32 array of shape (n, *input_shape) with n >= 1.
     """
-    b = bundle if isinstance(bundle, FlowBundle) else FlowBundle.load(bundle)
     x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    if x.dtype != np.float32 or x.ndim < 1 or tuple(x.shape[1:]) != b.input_shape or len(x) == 0:
-        raise ExportError(
-            f"parity inputs have shape {x.shape} and dtype {x.dtype}; expected (n >= 1, *{b.input_shape}) float32"
-        )
-    enc_sess = _session(b.path / b.manifest["encoder"]["file"])
-    dec_sess = _session(b.path / b.manifest["decoder"]["file"])
-    device = _device(encoder)
-    z_t, z_o, x_t, x_o = [], [], [], []
+    lmap = LatentMap(bundle, providers="cpu")
     with eval_mode(encoder, decoder), torch.no_grad():
-        first = encoder(torch.from_numpy(x[:2]).to(device))
-        key = select_output(first, encoder_output)
-        enc = encoder if key is None else SelectOutput(encoder, key)
-        for s in _chunks(len(x), batch_size):
-            xb = np.ascontiguousarray(x[s])
-            zt = enc(torch.from_numpy(xb).to(device))
-            xt = decoder(zt.to(_device(decoder)))
-            zt_np = zt.detach().cpu().numpy()
-            z_t.append(zt_np)
-            x_t.append(xt.detach().cpu().numpy())
-            z_o.append(enc_sess.run([b.encoder_output], {b.encoder_input: xb})[0])
-            x_o.append(dec_sess.run([b.decoder_output], {b.decoder_input: np.ascontiguousarray(zt_np, np.float32)})[0])
-    return {
-        "n": int(len(x)),
-        "encoder": relative_error(np.concatenate(z_o), np.concatenate(z_t)),
-        "decoder": relative_error(np.concatenate(x_o), np.concatenate(x_t)),
-    }
+        return lmap.parity(*references(encoder, decoder, encoder_output), x, batch_size=batch_size)
+
+
+def check_export(bundle: FlowBundle, encoder: nn.Module, decoder: nn.Module, *, encoder_output: int | str | None,
+                 example: np.ndarray, real: np.ndarray, rtol: float, seed: int) -> None:
+    """:func:`flowcore.runtime.parity.require_parity` of a freshly written bundle against torch."""
+    with eval_mode(encoder, decoder), torch.no_grad():
+        require_parity(LatentMap(bundle, providers="cpu"), *references(encoder, decoder, encoder_output),
+                       example=example, real=real, rtol=rtol, seed=seed, framework="torch",
+                       hint="Python-side state or data-dependent control flow frozen at export?")

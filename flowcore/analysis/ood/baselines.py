@@ -4,17 +4,26 @@ Every scorer maps :class:`flowcore.analysis.ood.Evidence` to scores, **higher = 
 keeps its learned state as plain arrays (saved as NPZ, no pickle). Scoring needs NumPy only;
 fitting the Mahalanobis scorers uses scikit-learn's Ledoit–Wolf shrinkage.
 
-To add a scorer: subclass :class:`Scorer`, set ``name`` and ``needs``, implement ``fit``,
-``score`` and the ``state``/``from_state`` pair.
+Scorers follow the house estimator style: ``__init__`` only stores its arguments (options after
+the first are keyword-only), ``fit`` checks them against the class's ``_parameter_constraints``
+table (:func:`flowcore.validation.validate_params`) and returns ``self``, learned state ends in
+``_``, and scoring before ``fit`` raises :class:`flowcore.errors.NotFittedError`.
+
+To add a scorer: subclass :class:`Scorer`, set ``name``, ``needs`` and the constraints table,
+implement ``_fit`` and ``_score`` (and ``_fit_scores`` when a bank holds the fitted samples), and
+list the learned arrays to save in ``_state_arrays``.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import inspect
+
 import numpy as np
 
-from flowcore.errors import DataError
+from flowcore.errors import BackendError, DataError, ParameterError
+from flowcore.validation import Interval, Options, check_is_fitted, validate_params
 
 __all__ = [
     "Scorer",
@@ -51,7 +60,9 @@ def knn_distances(bank: np.ndarray, x: np.ndarray, k: int, *, squared: bool = Fa
     m = len(bank)
     if exclude_self and len(x) != m:
         raise DataError("exclude_self needs x to be the bank itself")
-    if not 1 <= k <= m - int(exclude_self):
+    if k < 1:
+        raise ParameterError(f"k must be >= 1 nearest neighbours, got {k}")
+    if k > m - int(exclude_self):
         raise DataError(f"k={k} nearest neighbours asked for, but the bank holds {m} rows")
     bsq = (bank * bank).sum(1)
     out = np.empty((len(x), k))
@@ -82,9 +93,9 @@ def fit_shrunk_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     location : ndarray of shape (d,), precision : ndarray of shape (d, d), shrinkage : float
     """
     try:
-        from sklearn.covariance import LedoitWolf  # noqa: PLC0415
+        from sklearn.covariance import LedoitWolf  # lazy: optional extra scikit-learn (flowcore[analysis])
     except ImportError:
-        raise DataError("fitting a Mahalanobis scorer needs scikit-learn: pip install 'flowcore[analysis]'") from None
+        raise BackendError("fitting a Mahalanobis scorer needs scikit-learn: pip install 'flowcore[analysis]'") from None
     x = np.asarray(x, np.float64)
     if len(x) < 2:
         raise DataError("a Gaussian fit needs at least two samples")
@@ -101,44 +112,93 @@ def mahalanobis(x: np.ndarray, location: np.ndarray, precision: np.ndarray) -> n
 class Scorer:
     """Base: evidence in, OOD scores out (higher = more OOD).
 
-    For developers: implement ``fit(ev)`` (learn from ID evidence, return self), ``score(ev)``
-    ((N,) float64), ``state()`` → (params dict, arrays dict) and ``from_state``.
+    To add one, implement ``_fit(ev)`` (learn from ID :class:`~flowcore.analysis.ood.Evidence`;
+    the parameters are already validated against ``_parameter_constraints``) and ``_score(ev)``
+    (ndarray of shape (N,), float64, higher = more OOD); override ``_fit_scores(ev)`` when the
+    fitted samples must be scored leave-one-out, and map saved array names to learned
+    attributes in ``_state_arrays``. The public ``fit``/``score``/``fit_scores``/``state``/
+    ``from_state`` wrap those and are not overridden.
+
+    Attributes
+    ----------
+    n_samples_fit_ : int or None
+        ID samples seen by ``fit`` (None for a scorer restored with :meth:`from_state`).
     """
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset] = frozenset()
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+    _state_arrays: ClassVar[dict[str, str]] = {}  # saved array name -> learned attribute
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, by name, as given."""
+        sig = inspect.signature(type(self).__init__)
+        names = [p.name for p in sig.parameters.values()
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {n: getattr(self, n) for n in names}
 
     def fit(self, ev) -> "Scorer":
+        """Validate the parameters, learn from ID evidence ``ev`` (N samples) and return self."""
+        validate_params(self._parameter_constraints, self.get_params(), caller=type(self).__name__)
+        self._fit(ev)
+        self.n_samples_fit_ = len(ev)
         return self
 
     def fit_scores(self, ev) -> np.ndarray:
         """Scores of the ID evidence it was fitted on (leave-one-out where a bank holds the sample)."""
-        return self.score(ev)
+        check_is_fitted(self, "n_samples_fit_", method="fit_scores")
+        return self._fit_scores(ev)
 
-    def score(self, ev) -> np.ndarray:  # pragma: no cover - abstract
+    def score(self, ev) -> np.ndarray:
+        """OOD score per sample: ndarray of shape (N,), float64, higher = more OOD."""
+        check_is_fitted(self, "n_samples_fit_", method="score")
+        return self._score(ev)
+
+    def _fit(self, ev) -> None:
+        """Learn from ID evidence (nothing to learn by default)."""
+
+    def _fit_scores(self, ev) -> np.ndarray:
+        return self._score(ev)
+
+    def _score(self, ev) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def params(self) -> dict[str, Any]:
+    def _saved_params(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON types (what :meth:`state` records)."""
         return {}
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return self.params(), {}
+        """(parameters as JSON types, learned arrays by saved name) of a fitted scorer."""
+        check_is_fitted(self, "n_samples_fit_", method="state")
+        arrays = {}
+        for key, attr in self._state_arrays.items():
+            value = getattr(self, attr, None)
+            if value is not None:
+                arrays[key] = value if isinstance(value, np.ndarray) else np.array(value)
+        return self._saved_params(), arrays
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Scorer":
-        return cls(**params)
+        """A fitted scorer rebuilt from :meth:`state` output (extra arrays are ignored)."""
+        obj = cls(**params)
+        for key, attr in cls._state_arrays.items():
+            if key in arrays:
+                value = arrays[key]
+                setattr(obj, attr, value.item() if value.ndim == 0 else value)
+        obj.n_samples_fit_ = None
+        return obj
 
     def describe(self) -> str:
         return self.name
 
 
 class ReconstructionError(Scorer):
-    """Mean squared reconstruction error ‖x − D(E(x))‖² / m."""
+    """Mean squared reconstruction error ‖x − D(E(x))‖² / m (nothing to learn)."""
 
     name = "recon_error"
     needs = frozenset({"recon"})
 
-    def score(self, ev) -> np.ndarray:
+    def _score(self, ev) -> np.ndarray:
         return np.asarray(ev.recon_error, np.float64)
 
     def describe(self) -> str:
@@ -146,12 +206,12 @@ class ReconstructionError(Scorer):
 
 
 class LatentNorm(Scorer):
-    """‖E(x)‖: latents far from the origin score higher."""
+    """‖E(x)‖: latents far from the origin score higher (nothing to learn)."""
 
     name = "latent_norm"
     needs = frozenset({"latents"})
 
-    def score(self, ev) -> np.ndarray:
+    def _score(self, ev) -> np.ndarray:
         z = ev.latents.reshape(len(ev.latents), -1).astype(np.float64)
         return np.linalg.norm(z, axis=1)
 
@@ -164,19 +224,27 @@ class LatentKNN(Scorer):
 
     Parameters
     ----------
-    k : int — neighbours
-    reduce : {"kth", "mean"} — k-th distance (OpenOOD, pytorch-ood) or mean of the k nearest (paper)
-    normalize : bool — L2-normalise latents first (OpenOOD)
-    squared : bool — squared Euclidean (OpenOOD's faiss IndexFlatL2)
+    k : int, default 50 — neighbours, ≥ 1 and below the number of ID samples
+    reduce : {"kth", "mean"}, default "kth"
+        k-th distance (OpenOOD, pytorch-ood) or mean of the k nearest (paper).
+    normalize : bool, default False — L2-normalise latents first (OpenOOD)
+    squared : bool, default False — squared Euclidean (OpenOOD's faiss IndexFlatL2)
+
+    Attributes
+    ----------
+    bank_ : ndarray of shape (n_samples_fit, k_latent), float64 — the (prepared) ID latents
     """
 
     needs = frozenset({"latents"})
+    _parameter_constraints = {"k": [Interval(int, 1, None)], "reduce": [Options(str, {"kth", "mean"})],
+                              "normalize": [bool], "squared": [bool]}
+    _state_arrays = {"bank": "bank_"}
 
-    def __init__(self, k: int = 50, reduce: str = "kth", normalize: bool = False, squared: bool = False):
-        if reduce not in ("kth", "mean"):
-            raise DataError(f"reduce must be 'kth' or 'mean', got {reduce!r}")
-        self.k, self.reduce, self.normalize, self.squared = int(k), reduce, bool(normalize), bool(squared)
-        self.bank_: np.ndarray | None = None
+    def __init__(self, k: int = 50, *, reduce: str = "kth", normalize: bool = False, squared: bool = False):
+        self.k = k
+        self.reduce = reduce
+        self.normalize = normalize
+        self.squared = squared
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -189,32 +257,25 @@ class LatentKNN(Scorer):
             z = np.divide(z, n, out=np.zeros_like(z), where=n > 0)
         return z
 
-    def fit(self, ev) -> "LatentKNN":
-        self.bank_ = self._prep(ev.latents)
-        if self.k > len(self.bank_) - 1:
-            raise DataError(f"k={self.k} needs more than {len(self.bank_)} ID samples")
-        return self
+    def _fit(self, ev) -> None:
+        bank = self._prep(ev.latents)
+        if self.k > len(bank) - 1:
+            raise DataError(f"k={self.k} needs more than {len(bank)} ID samples")
+        self.bank_ = bank
 
     def _reduce(self, d: np.ndarray) -> np.ndarray:
         return d[:, -1] if self.reduce == "kth" else d.mean(1)
 
-    def fit_scores(self, ev) -> np.ndarray:
-        return self._reduce(knn_distances(self.bank_, self.bank_, self.k, squared=self.squared, exclude_self=True))
+    def _fit_scores(self, ev) -> np.ndarray:
+        return self._reduce(knn_distances(self.bank_, self.bank_, int(self.k), squared=bool(self.squared),
+                                          exclude_self=True))
 
-    def score(self, ev) -> np.ndarray:
-        return self._reduce(knn_distances(self.bank_, self._prep(ev.latents), self.k, squared=self.squared))
+    def _score(self, ev) -> np.ndarray:
+        return self._reduce(knn_distances(self.bank_, self._prep(ev.latents), int(self.k), squared=bool(self.squared)))
 
-    def params(self) -> dict[str, Any]:
-        return {"k": self.k, "reduce": self.reduce, "normalize": self.normalize, "squared": self.squared}
-
-    def state(self):
-        return self.params(), {"bank": self.bank_}
-
-    @classmethod
-    def from_state(cls, params, arrays):
-        obj = cls(**params)
-        obj.bank_ = arrays["bank"]
-        return obj
+    def _saved_params(self) -> dict[str, Any]:
+        return {"k": int(self.k), "reduce": self.reduce, "normalize": bool(self.normalize),
+                "squared": bool(self.squared)}
 
     def describe(self) -> str:
         return (f"latent KNN ({'k-th' if self.reduce == 'kth' else 'mean of'} {self.k} nearest"
@@ -222,31 +283,24 @@ class LatentKNN(Scorer):
 
 
 class LatentMahalanobis(Scorer):
-    """Mahalanobis distance of E(x) to a single Gaussian fitted on ID latents (Ledoit–Wolf shrinkage)."""
+    """Mahalanobis distance of E(x) to a single Gaussian fitted on ID latents (Ledoit–Wolf shrinkage).
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (k,), float64
+    precision_ : ndarray of shape (k, k), float64
+    shrinkage_ : float
+    """
 
     name = "latent_mahalanobis"
     needs = frozenset({"latents"})
+    _state_arrays = {"location": "location_", "precision": "precision_", "shrinkage": "shrinkage_"}
 
-    def __init__(self):
-        self.location_ = self.precision_ = None
-        self.shrinkage_ = None
-
-    def fit(self, ev) -> "LatentMahalanobis":
+    def _fit(self, ev) -> None:
         self.location_, self.precision_, self.shrinkage_ = fit_shrunk_gaussian(ev.latents.reshape(len(ev.latents), -1))
-        return self
 
-    def score(self, ev) -> np.ndarray:
+    def _score(self, ev) -> np.ndarray:
         return mahalanobis(ev.latents.reshape(len(ev.latents), -1), self.location_, self.precision_)
-
-    def state(self):
-        return {}, {"location": self.location_, "precision": self.precision_, "shrinkage": np.array(self.shrinkage_)}
 
     def describe(self) -> str:
         return "Mahalanobis distance of E(x) to a Ledoit-Wolf Gaussian of the ID latents"
-
-    @classmethod
-    def from_state(cls, params, arrays):
-        obj = cls()
-        obj.location_, obj.precision_ = arrays["location"], arrays["precision"]
-        obj.shrinkage_ = float(arrays["shrinkage"])
-        return obj

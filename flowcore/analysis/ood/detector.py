@@ -27,28 +27,26 @@ Methods (``METHODS``):
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from flowcore.dynamics.attractors import find_attractors
+from flowcore.dynamics.grouping_rules import GroupByDistance
+from flowcore.dynamics.starts import noise_starts
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.errors import BadInputError, DataError, NotFittedError
-from flowcore.io import atomic_write_json, load_npz, save_npz, sha256_file
+from flowcore.errors import BadInputError, DataError, NotFittedError, ParameterError
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import CONVERGED, iterate
+from flowcore.analysis.ood._persist import FORMAT, FORMAT_VERSION, read_detector, save_detector  # noqa: F401
 from flowcore.analysis.ood.baselines import Scorer
 from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
 
 __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
            "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]  # scorers re-exported from .scorers
 
-FORMAT = "flowcore.ood-detector"
-FORMAT_VERSION = 1
 
 
 class OODDetector:
@@ -102,15 +100,15 @@ class OODDetector:
         for m in self.methods:
             make_scorer(m)
         if not self.methods:
-            raise BadInputError("no OOD methods given")
+            raise ParameterError("no OOD methods given")
         if self.default not in self.methods:
-            raise BadInputError(f"default method {self.default!r} is not among the methods {list(self.methods)}")
+            raise ParameterError(f"default method {self.default!r} is not among the methods {list(self.methods)}")
         if not 0 < self.contamination < 1:
-            raise BadInputError(f"contamination must be in (0, 1), got {self.contamination}")
+            raise ParameterError(f"contamination must be in (0, 1), got {self.contamination}")
         if self.bank_source not in ("id", "noise"):
-            raise BadInputError(f"bank_source must be 'id' or 'noise', got {self.bank_source!r}")
+            raise ParameterError(f"bank_source must be 'id' or 'noise', got {self.bank_source!r}")
         if self.bank not in ("attractors", "endpoints"):
-            raise BadInputError(f"bank must be 'attractors' or 'endpoints', got {self.bank!r}")
+            raise ParameterError(f"bank must be 'attractors' or 'endpoints', got {self.bank!r}")
 
     def _lmap(self) -> LatentMap:
         lmap = getattr(self, "_lmap_cache", None)
@@ -151,7 +149,7 @@ class OODDetector:
         lmap = self._lmap()
         if self.bank_source == "noise":
             n = self.n_noise or len(z_id)
-            z0 = np.random.default_rng(self.seed).standard_normal((n, *lmap.latent_shape)).astype(np.float32)
+            z0 = noise_starts(lmap.latent_shape, n, seed=self.seed)
         else:
             z0 = z_id
         tr = self._iterate(z0)
@@ -163,7 +161,7 @@ class OODDetector:
             bank = tr.flat_final[ok]
             n_att = None
         else:
-            att = find_attractors(tr, metric="euclidean", threshold=self.merge_threshold, relative=True)
+            att = find_attractors(tr, grouping=GroupByDistance(self.merge_threshold, relative=True))
             bank = att.representatives.reshape(att.n_attractors, -1)
             n_att = att.n_attractors
         self.bank_ = np.ascontiguousarray(bank, np.float32)
@@ -204,7 +202,7 @@ class OODDetector:
     def _method(self, method: str | None) -> str:
         m = method or self.default
         if m not in self.scorers_:
-            raise BadInputError(f"method {m!r} was not fitted; fitted: {', '.join(self.scorers_)}")
+            raise ParameterError(f"method {m!r} was not fitted; fitted: {', '.join(self.scorers_)}")
         return m
 
     @property
@@ -252,83 +250,19 @@ class OODDetector:
     def save(self, path: str | os.PathLike, *, copy_bundle: bool = True) -> Path:
         """Write the detector folder: ``detector.json``, ``arrays.npz``, ``bundle/``, ``checksums.json``.
 
-        The folder is assembled beside ``path`` and moved into place; an existing detector
-        folder is replaced, any other existing path is refused.
+        The folder is staged beside ``path`` and moved into place (complete or absent); an
+        existing detector folder gets the new files, any other existing path is refused.
         """
-        import tempfile  # noqa: PLC0415
-
-        from flowcore.bundle.flowbundle import replace_folder  # noqa: PLC0415
-
         self._check_fitted()
-        path = Path(path)
-        if path.exists() and not (path / "detector.json").is_file() and (not path.is_dir() or any(path.iterdir())):
-            raise BadInputError(f"{path} exists and is not a flowcore detector folder; choose another --out")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            arrays: dict[str, np.ndarray] = {}
-            methods = {}
-            for m, scorer in self.scorers_.items():
-                params, arr = scorer.state()
-                methods[m] = {"class": type(scorer).__name__, "params": params, "threshold": self.thresholds_[m],
-                              "description": scorer.describe()}
-                arrays.update({f"{m}/{k}": v for k, v in arr.items()})
-                arrays[f"{m}/fit_scores"] = self.fit_scores_[m]
-            if self.bank_ is not None:
-                arrays["bank"] = self.bank_
-            save_npz(tmp / "arrays.npz", **arrays)
-            bundle_dir = None
-            if copy_bundle:
-                src = self._lmap().bundle.path
-                shutil.copytree(src, tmp / "bundle")
-                bundle_dir = "bundle"
-            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "params": self.params(), "methods": methods,
-                    "bundle_sha256": self.bundle_sha256_, "bundle_dir": bundle_dir,
-                    "bundle_path": str(Path(self._lmap().bundle.path).resolve()), "bank": self.bank_info_,
-                    "n_fit": self.n_fit_, "score_direction": "higher = more OOD"}
-            atomic_write_json(tmp / "detector.json", meta)
-            files = ["detector.json", "arrays.npz"] + ([p.relative_to(tmp).as_posix() for p in sorted((tmp / "bundle").rglob("*"))
-                                                        if p.is_file()] if copy_bundle else [])
-            atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
-            replace_folder(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_detector(self, path, copy_bundle=copy_bundle)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, bundle=None, providers: str | Sequence[str] = "auto",
              intra_op_num_threads: int | None = None) -> "OODDetector":
-        """Load a detector folder, verifying checksums and the bundle hash (no code executed)."""
+        """Load a detector folder, verifying checksums, schema and the bundle hash (no code executed)."""
         path = Path(path)
-        if not (path / "detector.json").is_file():
-            raise BadInputError(f"{path} is not a flowcore detector folder (no detector.json)")
-        try:
-            sums = json.loads((path / "checksums.json").read_text())
-        except (OSError, ValueError):
-            raise BadInputError(f"{path}/checksums.json is missing or unreadable; the detector folder is incomplete") from None
-        for name, digest in sums.items():
-            f = path / name
-            if Path(name).is_absolute() or ".." in Path(name).parts:
-                raise BadInputError(f"{path}/checksums.json names a file outside the folder: {name}")
-            if not f.is_file() or sha256_file(f) != digest:
-                raise BadInputError(f"{f} does not match its checksum; the detector folder was modified")
-        for required in ("detector.json", "arrays.npz"):
-            if required not in sums:
-                raise BadInputError(f"{path}/checksums.json does not cover {required}")
-        try:
-            meta = json.loads((path / "detector.json").read_text())
-        except ValueError as exc:
-            raise BadInputError(f"{path}/detector.json is not valid JSON ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise BadInputError(f"{path}/detector.json is not a version-{FORMAT_VERSION} flowcore detector")
-        if bundle is None:
-            if meta.get("bundle_dir"):
-                if Path(meta["bundle_dir"]).is_absolute() or ".." in Path(meta["bundle_dir"]).parts:
-                    raise BadInputError(f"{path}/detector.json names a bundle outside the detector folder")
-                bundle = path / meta["bundle_dir"]
-            else:
-                bundle = meta["bundle_path"]
+        meta, arrays, own_bundle = read_detector(path)
+        bundle = own_bundle if bundle is None else bundle
         fb = bundle if isinstance(bundle, FlowBundle) else FlowBundle.load(bundle)
         if fb.sha256 != meta["bundle_sha256"]:
             raise BadInputError(f"bundle {fb.path} (sha256 {fb.sha256[:12]}…) is not the one this detector was fitted on "
@@ -337,7 +271,6 @@ class OODDetector:
         obj = cls.__new__(cls)
         OODDetector.__init__(obj, fb, providers=providers, intra_op_num_threads=intra_op_num_threads,
                              **{k: (tuple(v) if k == "methods" else v) for k, v in p.items()})
-        arrays = load_npz(path / "arrays.npz")
         obj.bank_ = arrays.get("bank")
         obj.bank_info_ = meta.get("bank")
         obj.bundle_sha256_ = meta["bundle_sha256"]

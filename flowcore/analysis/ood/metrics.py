@@ -45,7 +45,7 @@ def _labels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def auroc(id_scores, ood_scores) -> float:
     """Area under ROC, OOD positive, score higher = OOD. 0.5 = chance; < 0.5 = inverted."""
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+    from sklearn.metrics import roc_auc_score  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     y, s = _labels(*_split(id_scores, ood_scores))
     return float(roc_auc_score(y, s))
@@ -53,7 +53,7 @@ def auroc(id_scores, ood_scores) -> float:
 
 def aupr_in(id_scores, ood_scores) -> float:
     """AUPR with ID as the positive class (score −s), OpenOOD's trapezoid recipe."""
-    from sklearn.metrics import auc, precision_recall_curve  # noqa: PLC0415
+    from sklearn.metrics import auc, precision_recall_curve  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     y, s = _labels(*_split(id_scores, ood_scores))
     precision, recall, _ = precision_recall_curve(1 - y, -s)
@@ -62,7 +62,7 @@ def aupr_in(id_scores, ood_scores) -> float:
 
 def aupr_out(id_scores, ood_scores) -> float:
     """AUPR with OOD as the positive class (score s), OpenOOD's trapezoid recipe."""
-    from sklearn.metrics import auc, precision_recall_curve  # noqa: PLC0415
+    from sklearn.metrics import auc, precision_recall_curve  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     y, s = _labels(*_split(id_scores, ood_scores))
     precision, recall, _ = precision_recall_curve(y, s)
@@ -75,7 +75,7 @@ def fpr95_id_positive(id_scores, ood_scores) -> float:
     ID is positive with confidence −s; on ``roc_curve(is_id, −s)`` take the first point with
     TPR ≥ 0.95 and return its FPR (OOD samples scoring at or below the threshold).
     """
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
+    from sklearn.metrics import roc_curve  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     y, s = _labels(*_split(id_scores, ood_scores))
     fpr, tpr, _ = roc_curve(1 - y, -s)
@@ -84,7 +84,7 @@ def fpr95_id_positive(id_scores, ood_scores) -> float:
 
 def fpr95_ood_positive(id_scores, ood_scores) -> float:
     """Share of ID flagged as OOD at the threshold that catches 95 % of OOD (OpenOOD v1.5, pytorch-ood)."""
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
+    from sklearn.metrics import roc_curve  # lazy: optional extra scikit-learn (flowcore[analysis])
 
     y, s = _labels(*_split(id_scores, ood_scores))
     fpr, tpr, _ = roc_curve(y, s)

@@ -10,11 +10,12 @@ Scores: higher = more OOD.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from flowcore.errors import BadInputError, DataError
+from flowcore.errors import ParameterError
+from flowcore.validation import Interval, Options, SequenceOf
 from flowcore.analysis.ood.baselines import (
     LatentKNN,
     LatentMahalanobis,
@@ -63,17 +64,18 @@ class Evidence:
             elif self.features is not None and n in self.features:
                 cols.append(self.features[n])
             else:
-                raise DataError(f"feature {n!r} is not available")
+                raise ParameterError(f"feature {n!r} is not available")
         return np.stack(cols, axis=1).astype(np.float64)
 
 
 class TrajectoryScore(Scorer):
-    """The paper's trajectory score: ``dist_mean`` against the ID attractor bank."""
+    """The paper's trajectory score: ``dist_mean`` against the ID attractor bank (nothing to learn here;
+    the bank belongs to the detector)."""
 
     name = "trajectory"
     needs = frozenset({"trajectory"})
 
-    def score(self, ev) -> np.ndarray:
+    def _score(self, ev) -> np.ndarray:
         return np.asarray(ev.features["dist_mean"], np.float64)
 
     def describe(self) -> str:
@@ -85,19 +87,32 @@ class FeatureScore(Scorer):
 
     Parameters
     ----------
-    features : sequence of str — feature names (see ``DEFAULT_FEATURES``)
-    method : {"mahalanobis", "knn"} — Ledoit–Wolf Mahalanobis (default) or mean k-NN distance
-    k : int — neighbours for ``knn``
+    features : sequence of str, default ``DEFAULT_FEATURES`` — feature names
+    method : {"mahalanobis", "knn"}, default "mahalanobis"
+        Ledoit–Wolf Mahalanobis or mean k-NN distance.
+    k : int, default 10 — neighbours for ``knn``
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray of shape (n_features,), float64 — standardisation of the log-features
+    z_location_, z_precision_ : ndarray of shape (k,) and (k, k), float64
+        Gaussian of the ID latents (only when ``"latent_mahalanobis"`` is a feature).
+    location_, precision_ : ndarray of shape (n_features,) and (n_features, n_features), float64
+        ``method="mahalanobis"``: Gaussian of the standardised ID features.
+    bank_ : ndarray of shape (n_samples_fit, n_features), float64
+        ``method="knn"``: the standardised ID features.
     """
 
     needs = frozenset({"trajectory", "recon", "latents"})
+    _parameter_constraints = {"features": [SequenceOf(str)], "method": [Options(str, {"mahalanobis", "knn"})],
+                              "k": [Interval(int, 1, None)]}
+    _state_arrays = {"mean": "mean_", "scale": "scale_", "z_location": "z_location_", "z_precision": "z_precision_",
+                     "location": "location_", "precision": "precision_", "bank": "bank_"}
 
-    def __init__(self, features: Sequence[str] = DEFAULT_FEATURES, method: str = "mahalanobis", k: int = 10):
-        if method not in ("mahalanobis", "knn"):
-            raise DataError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
-        self.features, self.method, self.k = tuple(features), method, int(k)
-        self.mean_ = self.scale_ = self.location_ = self.precision_ = self.bank_ = None
-        self.z_location_ = self.z_precision_ = None
+    def __init__(self, features: Sequence[str] = DEFAULT_FEATURES, *, method: str = "mahalanobis", k: int = 10):
+        self.features = features
+        self.method = method
+        self.k = k
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -108,13 +123,13 @@ class FeatureScore(Scorer):
         if "latent_mahalanobis" in self.features:
             extra["latent_mahalanobis"] = mahalanobis(ev.latents.reshape(len(ev.latents), -1), self.z_location_,
                                                       self.z_precision_)
-        f = ev.feature_matrix(self.features, extra)
+        f = ev.feature_matrix(tuple(self.features), extra)
         return np.log1p(np.maximum(np.nan_to_num(f, nan=0.0, posinf=1e300), 0.0))
 
     def _transform(self, ev) -> np.ndarray:
         return (self._raw(ev) - self.mean_) / self.scale_
 
-    def fit(self, ev) -> "FeatureScore":
+    def _fit(self, ev) -> None:
         if "latent_mahalanobis" in self.features:
             self.z_location_, self.z_precision_, _ = fit_shrunk_gaussian(ev.latents.reshape(len(ev.latents), -1))
         raw = self._raw(ev)
@@ -126,39 +141,20 @@ class FeatureScore(Scorer):
             self.location_, self.precision_, _ = fit_shrunk_gaussian(f)
         else:
             self.bank_ = f
-        return self
 
-    def fit_scores(self, ev) -> np.ndarray:
+    def _fit_scores(self, ev) -> np.ndarray:
         if self.method == "knn":
-            return knn_distances(self.bank_, self.bank_, self.k, exclude_self=True).mean(1)
-        return self.score(ev)
+            return knn_distances(self.bank_, self.bank_, int(self.k), exclude_self=True).mean(1)
+        return self._score(ev)
 
-    def score(self, ev) -> np.ndarray:
+    def _score(self, ev) -> np.ndarray:
         f = self._transform(ev)
         if self.method == "mahalanobis":
             return mahalanobis(f, self.location_, self.precision_)
-        return knn_distances(self.bank_, f, self.k).mean(1)
+        return knn_distances(self.bank_, f, int(self.k)).mean(1)
 
-    def params(self):
-        return {"features": list(self.features), "method": self.method, "k": self.k}
-
-    def state(self):
-        arrays = {"mean": self.mean_, "scale": self.scale_}
-        if self.z_location_ is not None:
-            arrays.update(z_location=self.z_location_, z_precision=self.z_precision_)
-        if self.method == "mahalanobis":
-            arrays.update(location=self.location_, precision=self.precision_)
-        else:
-            arrays["bank"] = self.bank_
-        return self.params(), arrays
-
-    @classmethod
-    def from_state(cls, params, arrays):
-        obj = cls(**params)
-        obj.mean_, obj.scale_ = arrays["mean"], arrays["scale"]
-        obj.location_, obj.precision_, obj.bank_ = arrays.get("location"), arrays.get("precision"), arrays.get("bank")
-        obj.z_location_, obj.z_precision_ = arrays.get("z_location"), arrays.get("z_precision")
-        return obj
+    def _saved_params(self) -> dict[str, Any]:
+        return {"features": list(self.features), "method": self.method, "k": int(self.k)}
 
     def describe(self) -> str:
         how = "Mahalanobis (Ledoit-Wolf)" if self.method == "mahalanobis" else f"mean {self.k}-NN distance"
@@ -172,9 +168,9 @@ _FACTORIES = {
     "recon_error": lambda: ReconstructionError(),
     "latent_norm": lambda: LatentNorm(),
     "latent_mahalanobis": lambda: LatentMahalanobis(),
-    "knn_kth50": lambda: LatentKNN(50, "kth"),
-    "knn_mean50": lambda: LatentKNN(50, "mean"),
-    "knn_kth50_norm": lambda: LatentKNN(50, "kth", normalize=True),
+    "knn_kth50": lambda: LatentKNN(50, reduce="kth"),
+    "knn_mean50": lambda: LatentKNN(50, reduce="mean"),
+    "knn_kth50_norm": lambda: LatentKNN(50, reduce="kth", normalize=True),
 }
 METHODS = tuple(_FACTORIES)
 _CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
@@ -184,5 +180,5 @@ _CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, Reconstructio
 def make_scorer(name: str) -> Scorer:
     """A fresh scorer by method name (see ``METHODS``)."""
     if name not in _FACTORIES:
-        raise BadInputError(f"unknown OOD method {name!r}; choose from {', '.join(METHODS)}")
+        raise ParameterError(f"unknown OOD method {name!r}; choose from {', '.join(METHODS)}")
     return _FACTORIES[name]()
