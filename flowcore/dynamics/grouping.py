@@ -172,20 +172,8 @@ def group_points(points, *, metric: str = "cosine", threshold: float = 0.99, rel
 def group_points_ref(points, *, metric: str = "cosine", threshold: float = 0.99, relative: bool = False) -> np.ndarray:
     """NumPy reference of :func:`group_points` (blocked matrix products; same partition and labels).
 
-    Parameters
-    ----------
-    points : array-like of shape (N, k)
-        Finite values (NaN/Inf rows are refused).
-    metric : {"cosine", "euclidean"}
-    threshold : float
-        cosine: link when cos > threshold; euclidean: link when distance ≤ threshold.
-    relative : bool
-        euclidean only: multiply the threshold by the RMS norm of the points.
-
-    Returns
-    -------
-    labels : ndarray of shape (N,), int64
-        Groups numbered 0.. in order of first appearance.
+    Takes the same arguments and returns the same ``ndarray of shape (N,), int64`` labels
+    (groups numbered 0.. in order of first appearance); tests compare the two.
     """
     w, r2, strict, zero = _prepare(points, metric, threshold, relative)
     n = len(w)
