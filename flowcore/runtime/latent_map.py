@@ -19,60 +19,27 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.errors import BackendError, BundleError, DataError, ProviderWarning
-from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, fuse, graph_to_map
+from flowcore.bundle.subnormal import count_subnormals, flush_subnormals
+from flowcore.errors import BackendError, BundleError, DataError, FlowcoreWarning, ProviderWarning
+from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
+from flowcore.runtime.parity import relative_error
+from flowcore.runtime.providers import CPU, CUDA, default_session_options, import_onnxruntime, resolve_providers
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
 
-__all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime"]  # fuse: re-exported from .fusion
+__all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime", "SubnormalWarning", "SUBNORMAL_RTOL"]  # fuse: re-exported from .fusion
 
 log = logging.getLogger("flowcore")
 
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
+#: Largest relative change of a graph's outputs (on a fixed probe batch) accepted when its
+#: subnormal weights are flushed; the adapters' export tolerance.
+SUBNORMAL_RTOL = 1e-4
 
 
-def import_onnxruntime():
-    """Import ONNX Runtime or fail with one line naming the two extras."""
-    try:
-        import onnxruntime as ort  # lazy: optional extra onnxruntime (flowcore[cpu] / flowcore[gpu]); also import cost
-    except ImportError:
-        raise BackendError(
-            "ONNX Runtime is not installed: pip install 'flowcore[cpu]' (or 'flowcore[gpu]' on a CUDA machine)"
-        ) from None
-    return ort
-
-
-def resolve_providers(providers: str | Sequence[str] = "auto") -> list[str]:
-    """Turn ``"auto" | "cpu" | "cuda"`` or an explicit list into an ONNX Runtime provider list.
-
-    ``auto`` means the CUDA execution provider when this ONNX Runtime build offers it, else CPU.
-    ``cuda`` fails when the build has no CUDA provider (no silent fallback).
-    """
-    ort = import_onnxruntime()
-    available = ort.get_available_providers()
-    if isinstance(providers, str):
-        choice = providers.lower()
-        if choice == "auto":
-            return [CUDA, CPU] if CUDA in available else [CPU]
-        if choice == "cpu":
-            return [CPU]
-        if choice in ("cuda", "gpu"):
-            if CUDA not in available:
-                raise BackendError(
-                    f"device 'cuda' asked for, but this ONNX Runtime build offers {available}; "
-                    "install flowcore[gpu] (onnxruntime-gpu) and remove onnxruntime"
-                )
-            return [CUDA, CPU]
-        raise BackendError(f"unknown device {providers!r}; expected auto, cpu or cuda")
-    out = list(providers)
-    unknown = [p for p in out if p not in available]
-    if unknown:
-        raise BackendError(f"providers {unknown} are not in this ONNX Runtime build; available: {available}")
-    return out
-
+class SubnormalWarning(FlowcoreWarning):
+    """Flushing a graph's subnormal weights changed its outputs; the original graph is used."""
 
 class LatentMap:
     """The latent map ``f(z) = E(D(z))`` of a bundle, on ONNX Runtime.
@@ -90,6 +57,16 @@ class LatentMap:
         also runs torch, several-fold on 2 cores).
     intra_op_num_threads : int, optional
         Threads per session (0 or None = ONNX Runtime's default, the physical cores).
+    flush_subnormals : bool, default True
+        Replace subnormal weights by (signed) zeros in the graphs flowcore builds in memory (the
+        bundle on disk and its hashes are unchanged), after checking on a probe batch that the
+        outputs agree within ``SUBNORMAL_RTOL``; otherwise the original graph is kept with a
+        :class:`SubnormalWarning`. Subnormal weights (left by weight decay) slow ONNX Runtime
+        tens of times on x86 CPUs. What was found and flushed is in :attr:`subnormals`.
+        flowcore's own session options also set ``session.set_denormal_as_zero``; ONNX Runtime
+        then sets flush-to-zero / denormals-are-zero on the threads that run graphs, the calling
+        thread included, and it stays set there (NumPy in that thread then treats subnormal
+        floats as zero). Pass your own ``session_options`` to avoid that.
 
     Examples
     --------
@@ -105,6 +82,7 @@ class LatentMap:
         providers: str | Sequence[str] = "auto",
         session_options: Any = None,
         intra_op_num_threads: int | None = None,
+        flush_subnormals: bool = True,
     ) -> None:
         if not isinstance(bundle, FlowBundle):
             bundle = FlowBundle.load(bundle)
@@ -118,6 +96,8 @@ class LatentMap:
         self._fused_model: onnx.ModelProto | None = None
         self._sessions: dict[str, Any] = {}
         self._fused_run = None
+        self._flush = bool(flush_subnormals)
+        self._subnormals: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_graph(
@@ -129,6 +109,7 @@ class LatentMap:
         providers: str | Sequence[str] = "auto",
         session_options: Any = None,
         intra_op_num_threads: int | None = None,
+        flush_subnormals: bool = True,
     ) -> "LatentMap":
         """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode)."""
         import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
@@ -150,37 +131,34 @@ class LatentMap:
         self._fused_model = fused
         self._sessions = {}
         self._fused_run = None
+        self._flush = bool(flush_subnormals)
+        self._subnormals = {}
         return self
 
     # --------------------------------------------------------------- sessions
     def _options(self):
-        ort = import_onnxruntime()
         if self._session_options is not None:
             return self._session_options
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if self._threads is not None:
-            so.intra_op_num_threads = int(self._threads)
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return so
+        return default_session_options(self._threads)
 
     def _session(self, which: str):
         sess = self._sessions.get(which)
         if sess is not None:
             return sess
-        ort = import_onnxruntime()
         if which == "fused":
             if self._fused_model is None:
                 self._fused_model = fuse(self.bundle)
-            source: Any = self._fused_model.SerializeToString()
+            model = self._fused_model
+            source: Any = model.SerializeToString()
         else:
             if self.bundle is None:
                 raise BackendError(f"this LatentMap wraps a single latent graph; it has no {which}")
+            model = getattr(self.bundle, which)
             source = str(self.bundle.path / self.bundle.manifest[which]["file"])
-        try:
-            sess = ort.InferenceSession(source, sess_options=self._options(), providers=self._providers)
-        except Exception as exc:
-            raise BackendError(f"ONNX Runtime could not load the {which} graph: {str(exc).splitlines()[0]}") from None
+        if self._flush:  # count and flush before any session: see flowcore.bundle.subnormal (DAZ)
+            sess = self._flushed(which, model, source)
+        else:
+            sess = self._new_session(which, source)
         used = sess.get_providers()
         if self._providers[0] not in used:
             msg = f"asked for {self._providers[0]} but ONNX Runtime runs the {which} graph on {used}"
@@ -191,6 +169,64 @@ class LatentMap:
         log.info("flowcore: %s graph on %s", which, used[0])
         self._sessions[which] = sess
         return sess
+
+    def _new_session(self, which: str, source: Any):
+        ort = import_onnxruntime()
+        try:
+            return ort.InferenceSession(source, sess_options=self._options(), providers=self._providers)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime could not load the {which} graph: {str(exc).splitlines()[0]}") from None
+
+    def _probe(self, which: str) -> tuple[str, np.ndarray]:
+        """A fixed probe batch for ``which``: (input name, (16, *shape) float32)."""
+        rng = np.random.default_rng(0)
+        if which == "encoder":
+            return self.bundle.encoder_input, rng.random((16, *self.input_shape), dtype=np.float32)
+        name = FUSED_INPUT if which == "fused" else self.bundle.decoder_input
+        return name, rng.standard_normal((16, *self.latent_shape), dtype=np.float32)
+
+    def _flushed(self, which: str, model: "onnx.ModelProto", source: Any):
+        """A session of ``model`` with its subnormal weights flushed when that keeps the outputs, else of ``source``."""
+        if which != "fused" and self.bundle is not None:
+            model = _with_external_data(model, self.bundle.path)
+        flushed, n = flush_subnormals(model)
+        info = {"count": n, "flushed": False, "rtol": SUBNORMAL_RTOL}
+        self._subnormals[which] = info
+        sess = self._new_session(which, source)
+        if n == 0:
+            return sess
+        try:
+            candidate = self._new_session(which, flushed.SerializeToString())
+        except (BackendError, ValueError):  # a graph over protobuf's 2 GB limit stays as it is
+            info["reason"] = "graph too large to rebuild in memory"
+            return sess
+        name, probe = self._probe(which)
+        err = max(relative_error(a, b) for a, b in zip(candidate.run(None, {name: probe}), sess.run(None, {name: probe})))
+        info["probe_relative_error"] = err
+        if not err <= SUBNORMAL_RTOL:
+            warnings.warn(f"flushing {n} subnormal weights of the {which} graph changed its outputs by {err:.2e} "
+                          f"(> {SUBNORMAL_RTOL:g}); the original graph is used (expect slow CPU runs)",
+                          SubnormalWarning, stacklevel=4)
+            return sess
+        info["flushed"] = True
+        if which == "fused":
+            self._fused_model = flushed
+        log.info("flowcore: flushed %d subnormal weights of the %s graph (max relative change %.1e)", n, which, err)
+        return candidate
+
+    @property
+    def subnormals(self) -> dict[str, dict[str, Any]]:
+        """Per graph with a session so far (``encoder``, ``decoder``, ``fused``): subnormal weights found
+        (``count``), whether the in-memory graph was flushed (``flushed``) and the probe's relative
+        change (``probe_relative_error``). Empty with ``flush_subnormals=False``."""
+        return {k: dict(v) for k, v in self._subnormals.items()}
+
+    def count_subnormals(self) -> dict[str, int]:
+        """Subnormal values stored in the bundle's graphs as they are on disk: ``{"encoder": n, "decoder": n}``."""
+        if self.bundle is None:
+            return {"fused": count_subnormals(self.fused_model)}
+        return {w: count_subnormals(_with_external_data(getattr(self.bundle, w), self.bundle.path))
+                for w in ("encoder", "decoder")}
 
     @property
     def providers(self) -> list[str]:
@@ -323,6 +359,8 @@ class LatentMap:
             "providers": self.providers,
             "bundle": None if self.bundle is None else str(self.bundle.path),
             "bundle_sha256": None if self.bundle is None else self.bundle.sha256,
+            "flush_subnormals": self._flush,
+            "subnormals": self.subnormals,
         }
 
 
