@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 
 $(STAMP): pyproject.toml adapters/torch/pyproject.toml adapters/tensorflow/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,15 @@ test: setup
 	$(PY) -m pytest
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_grouping.py tests/test_trajectories.py tests/test_features.py -k "not equals_dbscan and not naive_loop"
 
+# `make fuzz`: the long hypothesis profile of tests/test_fuzz.py (make test runs the bounded "ci" one)
+fuzz: setup
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+
 bench: setup
 	$(PY) tools/bench_trajectories.py --out bench_out
 	$(PY) tools/bench_grouping.py --out bench_out
 	$(PY) tools/bench_import.py --out bench_out
+	$(PY) tools/bench_memory.py --out bench_out
 
 clean:
 	rm -rf $(VENV) .venv-core demo_out bench_out .pytest_cache

@@ -13,10 +13,12 @@ One class per kind of mistake:
   metric name, a cosine threshold ≥ 1); what :mod:`flowcore.validation` raises;
 - :class:`BundleError` — a FlowBundle; :class:`ExportError` — an adapter export;
 - :class:`BackendError` — ONNX Runtime or another runtime dependency;
-- :class:`NotFittedError` — an estimator used before ``fit``.
+- :class:`NotFittedError` — an estimator used before ``fit``;
+- :class:`OutputError` — an output path flowcore may not or cannot write (exit code 3);
+  :class:`DiskFullError` — no space left for an output (exit code 4).
 
-All but the last two are :class:`BadInputError` (exit code 3), so ``except BadInputError`` (and
-``except ValueError``) catch them all.
+All but NotFittedError, BackendError and DiskFullError are :class:`BadInputError` (exit code 3),
+so ``except BadInputError`` (and ``except ValueError``) catch them all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "ParameterError",
     "BackendError",
     "NotFittedError",
+    "OutputError",
+    "DiskFullError",
     "FlowcoreWarning",
     "ProviderWarning",
 ]
@@ -61,6 +65,17 @@ class ExportError(BadInputError):
 
 class ParameterError(BadInputError):
     """An option or parameter value out of range or of the wrong type (not the data it is applied to)."""
+
+
+class OutputError(BadInputError):
+    """An output path flowcore may not or cannot write (a file where a folder goes, a foreign
+    non-empty folder without ``--force``, no write permission); see :mod:`flowcore.outputs`."""
+
+
+class DiskFullError(FlowcoreError, OSError):
+    """Not enough free space for an output, found before computing or on write (exit code 4)."""
+
+    exit_code = 4
 
 
 class BackendError(FlowcoreError, RuntimeError):

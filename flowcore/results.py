@@ -31,8 +31,9 @@ from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-from flowcore.errors import DataError
+from flowcore.errors import DataError, DiskFullError
 from flowcore.io import atomic_write_json, atomic_write_text, default_mode, load_npz, save_npz
+from flowcore.outputs import NO_SPACE, commit_entries
 
 __all__ = ["Array", "Result", "staged_folder", "read_header", "check_arrays", "FORMAT_PREFIX"]
 
@@ -153,11 +154,6 @@ def header(kind: str, version: int) -> dict[str, Any]:
     return {"format": FORMAT_PREFIX + kind, "kind": kind, "format_version": int(version)}
 
 
-def _aside(path: Path, into: Path) -> None:
-    """Move an existing folder (or a file where a folder goes) out of the way, into ``into``."""
-    os.replace(path, Path(tempfile.mkdtemp(prefix="old.", dir=into)) / path.name)
-
-
 def _commit(tmp: Path, dest: Path) -> None:
     if not dest.exists():
         try:
@@ -166,15 +162,8 @@ def _commit(tmp: Path, dest: Path) -> None:
         except OSError:
             if not dest.is_dir():
                 raise
-    # an existing folder: move only our own entries in (each by atomic rename), keep the others
-    trash = Path(tempfile.mkdtemp(prefix=".trash.", dir=tmp))
-    for entry in sorted(tmp.iterdir()):
-        if entry == trash:
-            continue
-        target = dest / entry.name
-        if (target.is_dir() and not target.is_symlink()) or (entry.is_dir() and target.exists()):
-            _aside(target, trash)
-        os.replace(entry, target)
+    # an existing folder: move only our own entries in (all or nothing), keep the others
+    commit_entries(tmp, dest, may_replace=lambda name, target: True)
 
 
 @contextlib.contextmanager
@@ -183,13 +172,19 @@ def staged_folder(dest: str | os.PathLike) -> Iterator[Path]:
 
     Yields a fresh empty folder beside ``dest``. When the block ends without an exception the
     staging folder is renamed to ``dest`` (so ``dest`` is complete or absent); if ``dest`` is
-    already a folder, each staged entry is moved into it by atomic rename and other files there
-    are kept. On an exception nothing is left: the staging folder is removed.
+    already a folder, each staged entry is moved into it by atomic rename (all or nothing: a
+    failed rename undoes the earlier ones) and other files there are kept. On an exception
+    nothing is left: the staging folder is removed.
+
+    This is the API's primitive (``Result.save``); commands go through
+    :class:`flowcore.outputs.OutputFolder`, which adds the output-folder policy and the marker.
 
     Raises
     ------
     DataError
         ``dest`` exists and is not a folder.
+    DiskFullError
+        No space left while writing (ENOSPC, EDQUOT); nothing was written.
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
@@ -200,6 +195,11 @@ def staged_folder(dest: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, default_mode(directory=True))
         yield tmp
         _commit(tmp, dest)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE or isinstance(exc, DiskFullError):
+            raise
+        raise DiskFullError(f"no space left while writing {dest} ({exc.strerror}); nothing was written there; free "
+                            "some space or choose another path") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

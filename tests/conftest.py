@@ -67,3 +67,34 @@ def digits_bundle(torch_digits_ae, digits, tmp_path_factory):
         preprocessing="8x8 scikit-learn digits / 16, float32 in [0, 1], shape (N, 1, 8, 8)",
         notes="tests/conftest.py digits MLP autoencoder, k=8",
     )
+
+
+# ----------------------------------------------------------------------------- hypothesis profiles
+# tests/test_fuzz.py: "ci" (default, bounded and derandomized so `make test` is stable) and
+# "long" (`make fuzz`: HYPOTHESIS_PROFILE=long). hypothesis is in the dev extra.
+try:
+    import os as _os
+
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.register_profile("long", max_examples=1500, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # tests/test_fuzz.py then fails loudly on its own import
+    pass
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print ``N bad inputs`` (tests/test_bad_inputs.py cases run) at the end of the session."""
+    counts = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        counts[outcome] = sum(1 for r in terminalreporter.stats.get(outcome, [])
+                              if getattr(r, "when", "call") in ("call", "setup")
+                              and "test_bad_inputs.py::test_bad_input[" in getattr(r, "nodeid", "")
+                              and (outcome != "passed" or r.when == "call"))
+    total = sum(counts.values())
+    if total:
+        detail = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        terminalreporter.write_line(f"{total} bad inputs ({detail})")

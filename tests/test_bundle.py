@@ -23,6 +23,7 @@ def _rehash(path, fname):
     m = json.loads((path / MANIFEST).read_text())
     part = fname.split(".")[0]
     m[part]["sha256"] = sha256_file(path / fname)
+    m[part]["size"] = (path / fname).stat().st_size  # format_version 2 records sizes too
     (path / MANIFEST).write_text(json.dumps(m))
 
 

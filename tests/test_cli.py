@@ -77,8 +77,13 @@ def test_truncated_and_mismatched(tmp_path, capsys):
     m = json.loads((b.path / "flow.json").read_text())
     from flowcore.io import sha256_file
 
-    for part in ("encoder", "decoder"):
+    def rehash(part):  # a manifest that matches the swapped files (hash, and size where recorded)
         m[part]["sha256"] = sha256_file(b.path / f"{part}.onnx")
+        if "size" in m[part]:
+            m[part]["size"] = (b.path / f"{part}.onnx").stat().st_size
+
+    for part in ("encoder", "decoder"):
+        rehash(part)
     (b.path / "flow.json").write_text(json.dumps(m))
     code, out, err = run(["trajectories", str(b.path), "--noise", "3"], capsys)
     _one_line_error(code, out, err)
@@ -86,7 +91,7 @@ def test_truncated_and_mismatched(tmp_path, capsys):
     # truncated ONNX with a matching hash
     half = enc.SerializeToString()[:40]
     (b.path / "encoder.onnx").write_bytes(half)
-    m["encoder"]["sha256"] = sha256_file(b.path / "encoder.onnx")
+    rehash("encoder")
     (b.path / "flow.json").write_text(json.dumps(m))
     _one_line_error(*run(["info", str(b.path)], capsys))
 

@@ -276,3 +276,31 @@ def test_analyses_never_import_the_face():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{py.name}: {n}" for n in names if n.split(".")[:2] in (["flowcore", "plots"], ["flowcore", "cli"])]
     assert bad == []
+
+
+def test_a_failed_commit_into_an_existing_folder_changes_nothing(toy, tmp_path, monkeypatch):
+    import errno  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    import flowcore.outputs._marker as marker  # noqa: PLC0415
+
+    dest = toy.save(tmp_path / "r")
+    (dest / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    real, calls = os.replace, [0]
+
+    def flaky(src, dst):  # the second rename into the folder (the new npz, after the new json) fails
+        if Path(dst).parent == dest:
+            calls[0] += 1
+            if calls[0] == 2:
+                raise OSError(errno.EIO, "I/O error", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(marker.os, "replace", flaky)
+    other = Toy(x=toy.x + 1, label=toy.label, settings={"tol": 1.0})
+    with pytest.raises(OSError, match="I/O error"):
+        other.save(dest)
+    monkeypatch.undo()
+    assert calls[0] > 2  # the json had been replaced when the npz failed, and was put back
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    _no_staging(tmp_path)

@@ -154,3 +154,83 @@ def test_cli_noise_starts_are_the_seeded_draw(tmp_path, capsys):
     tr = Trajectories.load(tmp_path / "t")
     ref = np.random.default_rng(5).standard_normal((20, 8)).astype(np.float32)
     np.testing.assert_array_equal(tr.starts, ref)
+
+
+# ------------------------------------------------------------------ lazy start sources
+from flowcore.dynamics.sources import EncodedStarts, LatentStarts, NoiseStarts, StartSource, read_all  # noqa: E402
+from flowcore.dynamics.starts import open_start_source  # noqa: E402
+
+
+@pytest.mark.parametrize("shape,n,seed,chunk", [((8,), 1000, 0, 64), ((2, 3), 257, 7, 1), ((5,), 4096, 2**40, 1000),
+                                                ((1,), 3, 1, 10), ((16,), 50_000, 11, 4096)])
+def test_noise_chunks_equal_the_one_shot_draw(shape, n, seed, chunk):
+    ref = np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+    np.testing.assert_array_equal(ref, noise_starts(shape, n, seed=seed))
+    src = NoiseStarts(shape, n, seed=seed)
+    assert isinstance(src, StartSource) and len(src) == n and src.latent_shape == shape
+    parts = [src.rows(lo, lo + chunk) for lo in range(0, n, chunk)]
+    np.testing.assert_array_equal(np.concatenate(parts), ref)  # bit-identical, in consecutive chunks
+    assert all(p.dtype == np.float32 and p.flags.c_contiguous for p in parts)
+    # any chunk on its own (backwards, or skipping ahead) is the same rows of the draw
+    for lo in (n // 2, 0, n - 1, n // 3):
+        np.testing.assert_array_equal(src.rows(lo, lo + chunk), ref[lo : lo + chunk])
+    np.testing.assert_array_equal(read_all(NoiseStarts(shape, n, seed=seed)), ref)
+
+
+def test_noise_source_bounds():
+    assert NoiseStarts((3,), 0).rows(0, 0).shape == (0, 3)
+    for bad in (-1, 2.5):
+        with pytest.raises(ParameterError):
+            NoiseStarts((3,), bad)
+    with pytest.raises(ParameterError, match="fewer starts") as info:
+        NoiseStarts((3,), 10**20)  # bigger than int64: one line, nothing drawn
+    assert "\n" not in str(info.value)
+
+
+def test_memory_mapped_latents_and_data(lmap, x, tmp_path):
+    z = lmap.encode(x)
+    np.save(tmp_path / "z.npy", z.reshape(len(z), -1).astype(np.float64))  # flat float64: converted per chunk
+    src, desc = open_start_source(lmap, latents=str(tmp_path / "z.npy"))
+    assert isinstance(src, LatentStarts) and isinstance(src.array, np.memmap) and desc["n"] == len(x)
+    np.testing.assert_array_equal(np.concatenate([src.rows(lo, lo + 7) for lo in range(0, len(x), 7)]), z)
+    big = np.concatenate([x] * 230)  # 9200 rows: three encoder batches of 4096
+    np.save(tmp_path / "x.npy", big)
+    src, desc = open_start_source(lmap, data=str(tmp_path / "x.npy"))
+    assert isinstance(src, EncodedStarts) and isinstance(src.x, np.memmap) and desc["kind"] == "data"
+    ref = data_starts(lmap, big)
+    for chunk in (1000, 4096, 333):  # chunk edges off the encoder's batch edges: still bit-identical
+        got = np.concatenate([src.rows(lo, lo + chunk) for lo in range(0, len(big), chunk)])
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(src.rows(5000, 5003), ref[5000:5003])
+
+
+def test_memory_mapped_files_are_checked_before_use(lmap, x, tmp_path):
+    bad = x.copy()
+    bad[-1, 0, 0, 0] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(DataError, match="contain NaN or Inf"):
+        open_start_source(lmap, data=str(tmp_path / "bad.npy"))
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 5), np.float32))
+    with pytest.raises(DataError, match="shape"):
+        open_start_source(lmap, latents=str(tmp_path / "wrong.npy"))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="obj.npy"):
+        open_start_source(lmap, latents=str(tmp_path / "obj.npy"))
+
+
+def test_trajectories_from_a_source_equal_those_from_the_array(lmap):
+    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
+
+    src = NoiseStarts(lmap.latent_shape, 700, seed=9)
+    a = iterate(lmap, read_all(src), batch_size=64, max_steps=200)
+    b = iterate(lmap, src, batch_size=64, max_steps=200, chunk_size=128)
+    for name in ("final", "steps", "status", "last_step_sq", "starts"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+
+
+def test_memory_mapped_shape_errors_name_the_files_shape(lmap, tmp_path):
+    np.save(tmp_path / "w.npy", np.zeros((6, 5), np.float32))
+    with pytest.raises(DataError, match=r"have shape \(6, 5\); expected \(N, 8\)"):
+        open_start_source(lmap, latents=str(tmp_path / "w.npy"))
+    with pytest.raises(DataError, match=r"have shape \(6, 5\)"):
+        open_start_source(lmap, data=str(tmp_path / "w.npy"))

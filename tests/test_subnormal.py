@@ -150,3 +150,39 @@ def test_flush_that_changes_outputs_is_refused(tmp_path):
     assert out.returncode == 0, out.stderr
     warned, equal, flushed, finite = map(int, out.stdout.split())
     assert warned == 1 and equal == 1 and flushed == 0 and finite == 1
+
+
+def test_info_reports_subnormal_counts(tmp_path, capsys):
+    import json
+
+    from flowcore.cli import main
+
+    bundle, n = _subnormal_pair(tmp_path)
+    assert main(["info", str(bundle.path), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["subnormal_weights"]
+    assert counts["encoder"] + counts["decoder"] == n and counts == LatentMap(bundle, providers="cpu").count_subnormals()
+    from flowcore.cli.demo import demo_paths
+
+    assert main(["info", str(demo_paths()[0]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["subnormal_weights"] == {"encoder": 165, "decoder": 0}
+
+
+def test_export_writes_flushed_graphs(tmp_path):
+    """The adapters' shared staged write flushes subnormal weights and records the counts."""
+    from flowcore.bundle.export import write_staged
+
+    rng = np.random.default_rng(5)
+    We = rng.standard_normal((8, 4)).astype(np.float32)
+    We.ravel()[:7] = _subnormals(rng, 7)
+    enc = affine_graph(We, np.zeros(4), name="enc", inp="x", out="z", act="Tanh")
+    dec = affine_graph(rng.standard_normal((4, 8)).astype(np.float32), np.zeros(8), name="dec", inp="z", out="x_hat")
+    seen = []
+    b = write_staged(tmp_path / "flushed", enc, dec, source={"framework": "test"},
+                     check=lambda bundle: seen.append(count_subnormals(bundle.encoder)))
+    assert seen == [0]
+    loaded = FlowBundle.load(b.path)
+    assert count_subnormals(loaded.encoder) == 0 and count_subnormals(loaded.decoder) == 0
+    assert loaded.manifest["source"]["subnormals_flushed_encoder"] == 7
+    assert loaded.manifest["source"]["subnormals_flushed_decoder"] == 0
+    kept = write_staged(tmp_path / "kept", enc, dec, source={"framework": "test"}, flush_subnormals=False)
+    assert count_subnormals(FlowBundle.load(kept.path).encoder) == 7

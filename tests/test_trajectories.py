@@ -169,3 +169,75 @@ def test_empty_starts_with_paths_and_features(tmp_path):
     assert all(len(v) == 0 for v in tr.features.values())
     with pytest.raises(ParameterError, match="norm_limit"):
         iterate(lmap, np.ones((1, 2)), norm_limit=-1)
+
+
+def test_chunk_passes_equal_one_pass(digits_bundle, digits):
+    """Each chunk iterated as its own pass gives the one-pass rows bit for bit (features and paths too)."""
+    lmap = LatentMap(digits_bundle, providers="cpu")
+    z0 = lmap.encode(digits["x_test"])
+    ref_att = z0[:3]
+    one = iterate(lmap, z0, batch_size=64, record_every=7, reference=ref_att)
+    for chunk in (1, 50, 64, 1000):
+        tr = iterate(lmap, z0, batch_size=64, record_every=7, reference=ref_att, chunk_size=chunk)
+        for name in ("final", "steps", "status", "last_step_sq", "starts", "path", "path_steps"):
+            np.testing.assert_array_equal(getattr(tr, name), getattr(one, name))
+        assert sorted(tr.features) == sorted(one.features)
+        for k in one.features:
+            np.testing.assert_array_equal(tr.features[k], one.features[k])
+        assert tr.settings["chunk_size"] == chunk
+    with pytest.raises(ParameterError, match="chunk_size"):
+        iterate(lmap, z0, chunk_size=0)
+
+
+def test_results_that_cannot_fit_are_refused_before_allocating(tmp_path):
+    import resource  # noqa: PLC0415
+
+    from flowcore.dynamics.memory import check_result_memory, result_bytes  # noqa: PLC0415
+    from flowcore.dynamics.sources import NoiseStarts  # noqa: PLC0415
+
+    lmap = _map(tmp_path, contraction_to(np.zeros(2), 0.5))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ParameterError, match="fewer starts") as info:
+        iterate(lmap, NoiseStarts((2,), 10**15))  # 8e15 bytes of results: no machine has them
+    msg = str(info.value)
+    assert "\n" not in msg and "batch" not in msg and "record" not in msg
+    with pytest.raises(ParameterError, match="drop --record-every"):
+        iterate(lmap, NoiseStarts((2,), 10**15), record_every=5)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing N-sized allocated
+    assert result_bytes(10, (2, 3)) == 10 * (24 + 9 + 24)
+    assert result_bytes(10, (4,), keep_starts=False, features=True) == 10 * (16 + 9 + 48)
+    assert check_result_memory(10**6, (8,), available=10**9) == result_bytes(10**6, (8,))
+    with pytest.raises(ParameterError, match="1000000 starts need at least 73.0 MB"):
+        check_result_memory(10**6, (8,), available=10**6)
+
+
+def test_noise_1e9_refused_by_the_cli_before_allocating(tmp_path):
+    """`--noise 10**9`: exit 3, one line, and the child's own peak RSS stays under 500 MB."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    # k = 64: 10**9 starts need ~0.5 TB of results, more than any machine this runs on has available
+    bundle = FlowBundle.write(tmp_path / "b", *contraction_to(np.zeros(64), 0.5)).path
+    # a fresh parent, so RUSAGE_CHILDREN holds the CLI's peak alone (not an earlier test's child)
+    probe = (
+        "import json, resource, subprocess, sys\n"
+        f"p = subprocess.run([sys.executable, '-m', 'flowcore', 'trajectories', r'{bundle}', '--noise', "
+        "'1000000000', '--quiet', '--device', 'cpu'], capture_output=True, text=True, timeout=120)\n"
+        "print(json.dumps({'rc': p.returncode, 'stderr': p.stderr, "
+        "'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+    )
+    import json  # noqa: PLC0415
+
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    lines = got["stderr"].strip().splitlines()
+    assert got["rc"] == 3, got
+    assert len(lines) == 1 and lines[0].startswith("error: --noise 1000000000: 1000000000 starts need") and "fewer starts" in lines[0]
+    assert "batch" not in lines[0] and "Traceback" not in got["stderr"]
+    assert got["maxrss_kb"] < 500 * 1024, got["maxrss_kb"]
+    big = subprocess.run([sys.executable, "-m", "flowcore", "trajectories", str(bundle), "--noise",
+                          "100000000000000000000", "--quiet", "--device", "cpu"], capture_output=True, text=True,
+                         timeout=300)
+    assert big.returncode in (2, 3) and len(big.stderr.strip().splitlines()) == 1, big.stderr
+    assert big.stderr.startswith("error:") and "Traceback" not in big.stderr

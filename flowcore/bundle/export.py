@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from flowcore.errors import BundleError, ExportError
+from flowcore.bundle.subnormal import flush_subnormals as _flush_subnormals
 from flowcore.bundle.flowbundle import FlowBundle, replace_folder
 
 if TYPE_CHECKING:
@@ -171,21 +172,31 @@ def clip_line(line: str, limit: int = 300) -> str:
 
 
 def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, source: dict,
-                 preprocessing: str | None = None, notes: str | None = None, check=None):
+                 preprocessing: str | None = None, notes: str | None = None, check=None, external_data=None,
+                 flush_subnormals: bool = True):
     """Write a bundle (graphs named ``x -> z`` and ``z -> x_hat``) in a staging folder beside
     ``path``, run ``check(bundle)`` there (it raises to refuse), then move it into place.
 
     A failure leaves nothing at ``path`` (and keeps an old bundle there). Returns the FlowBundle
-    at ``path``. A bundle that does not validate becomes a one-line ExportError.
+    at ``path``. A bundle that does not validate becomes a one-line ExportError. ``external_data``
+    is :meth:`FlowBundle.write`'s (default None: external data only for a graph over 2 GB); every
+    external-data file is hashed in the manifest. With ``flush_subnormals`` (default) subnormal
+    weights are written as zeros of the same sign (:mod:`flowcore.bundle.subnormal`; they slow ONNX
+    Runtime tens of times on x86 CPUs) and their counts recorded in ``source``
+    (``subnormals_flushed_encoder`` / ``_decoder``); ``check`` then runs on the flushed graphs.
     """
     path = Path(path)
+    if flush_subnormals:
+        encoder, n_enc = _flush_subnormals(encoder)
+        decoder, n_dec = _flush_subnormals(decoder)
+        source = {**source, "subnormals_flushed_encoder": n_enc, "subnormals_flushed_decoder": n_dec}
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))
     try:
         try:
             bundle = FlowBundle.write(work / "bundle", encoder, decoder, encoder_input="x", encoder_output="z",
                                       decoder_input="z", decoder_output="x_hat", source=source,
-                                      preprocessing=preprocessing, notes=notes)
+                                      preprocessing=preprocessing, notes=notes, external_data=external_data)
         except BundleError as exc:
             raise ExportError(f"the exported graphs do not form a valid FlowBundle: {exc}") from exc
         if check is not None:

@@ -2,123 +2,44 @@
 
 A bundle is a folder::
 
-    flow.json      manifest (format version, names, shapes, dtype, opsets, sha256, source)
-    encoder.onnx   E: (N, *input_shape) -> (N, *latent_shape), float32
-    decoder.onnx   D: (N, *latent_shape) -> (N, *input_shape), float32
+    flow.json          manifest (format version, names, shapes, dtype, opsets, sha256 + size of every file)
+    encoder.onnx       E: (N, *input_shape) -> (N, *latent_shape), float32
+    decoder.onnx       D: (N, *latent_shape) -> (N, *input_shape), float32
+    *.onnx.data        optional external data (weights kept outside a graph), listed per graph
 
-Loading verifies the hashes, runs the ONNX checker, checks that E's output matches D's input
-and D's output matches E's input, that the batch axis is dynamic, and refuses external-data
-references that leave the folder. Nothing is executed on load.
+Loading reads the manifest within bounds and checks it against its schema
+(:mod:`flowcore.bundle.manifest`), then resolves every file ONNX Runtime will read inside the
+folder, refusing symbolic links and paths that leave it, and verifies each one's size and sha256
+(:mod:`flowcore.bundle.files`) before onnx parses anything. The graphs are parsed from the
+verified bytes; each external-data reference in them must be a file the manifest lists. Then the
+ONNX checker runs, and E's output must match D's input and D's output E's input, with a dynamic
+batch axis. Nothing is executed on load.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from flowcore.errors import BundleError
-from flowcore.io import atomic_write_json, default_mode, sha256_file
+from flowcore.io import atomic_write_json, default_mode, to_jsonable
+from flowcore.bundle.files import (check_extents, external_parts, external_refs, file_record, read_verified,
+                                   resolve_inside, verify_file, write_graph)
+from flowcore.bundle.graphs import _io, _opset, _static_shape  # noqa: F401  (_io, _static_shape: runtime.fusion)
+from flowcore.bundle.manifest import FORMAT, FORMAT_VERSION, MANIFEST, check_manifest, read_manifest
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
 
 __all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION"]
 
-MANIFEST = "flow.json"
-FORMAT = "flowcore.bundle"
-FORMAT_VERSION = 1
 _DTYPE = "float32"
-
-
-def _value_info_shape(vi: onnx.ValueInfoProto) -> list[int | str | None]:
-    """Shape of a graph input/output: ints for fixed dims, names for symbolic, None if unknown."""
-    tt = vi.type.tensor_type
-    if not tt.HasField("shape"):
-        return []
-    dims: list[int | str | None] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return dims
-
-
-def _io(model: onnx.ModelProto, kind: str, name: str | None, what: str) -> onnx.ValueInfoProto:
-    init = {i.name for i in model.graph.initializer}
-    items = [v for v in (model.graph.input if kind == "input" else model.graph.output) if v.name not in init]
-    if name is None:
-        if len(items) != 1:
-            raise BundleError(
-                f"{what} has {len(items)} graph {kind}s {[v.name for v in items]}; name the one to use"
-            )
-        return items[0]
-    for v in items:
-        if v.name == name:
-            return v
-    raise BundleError(f"{what} has no {kind} named {name!r}; it has {[v.name for v in items]}")
-
-
-def _static_shape(vi: onnx.ValueInfoProto, what: str) -> tuple[int, ...]:
-    """Non-batch shape of ``vi``; the batch axis must be dynamic, the others fixed."""
-    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
-
-    dims = _value_info_shape(vi)
-    if not dims:
-        raise BundleError(f"{what} {vi.name!r} has no shape information; export with a fixed rank")
-    batch, rest = dims[0], dims[1:]
-    if isinstance(batch, int):
-        raise BundleError(
-            f"{what} {vi.name!r} has a fixed batch axis of {batch}; export with a dynamic batch "
-            "(torch: dynamic_shapes with torch.export.Dim, batch >= 2)"
-        )
-    bad = [d for d in rest if not isinstance(d, int)]
-    if bad:
-        raise BundleError(
-            f"{what} {vi.name!r} has dynamic non-batch dimensions {dims[1:]}; only the batch axis may "
-            "be dynamic: export with fixed feature/spatial sizes"
-        )
-    elem = vi.type.tensor_type.elem_type
-    if elem != onnx.TensorProto.FLOAT:
-        raise BundleError(
-            f"{what} {vi.name!r} has element type {onnx.TensorProto.DataType.Name(elem)}; expected FLOAT"
-        )
-    return tuple(int(d) for d in rest)
-
-
-def _check_external_data(model: onnx.ModelProto, folder: Path, what: str) -> None:
-    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
-
-    root = folder.resolve()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                tensors.append(attr.t)
-    for t in tensors:
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        loc = {e.key: e.value for e in t.external_data}.get("location", "")
-        target = (folder / loc).resolve()
-        if os.path.isabs(loc) or root not in target.parents:
-            raise BundleError(f"{what}: external data {loc!r} of tensor {t.name!r} points outside the bundle")
-        if not target.is_file():
-            raise BundleError(f"{what}: external data file {loc!r} of tensor {t.name!r} is missing")
-
-
-def _opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    raise BundleError("graph imports no default-domain opset")
+_PARTS = ("encoder", "decoder")
 
 
 def check_target(path: Path, overwrite: bool) -> None:
@@ -150,6 +71,55 @@ def replace_folder(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _verify_listed(folder: Path, root: Path, manifest: dict[str, Any]) -> tuple[dict[str, tuple[Path, bytes]], list]:
+    """Resolve and verify every file the manifest lists; return the graphs' verified bytes and the records."""
+    graphs, records = {}, []
+    for part in _PARTS:
+        entry = manifest[part]
+        if not os.path.lexists(folder / entry["file"]):
+            raise BundleError(f"bundle {folder} is missing {entry['file']}")
+        gpath = resolve_inside(root, entry["file"], f"bundle {folder}: {part} graph")
+        data = read_verified(gpath, entry["sha256"], entry.get("size"), MANIFEST, shown=folder / entry["file"])
+        graphs[part] = (gpath, data)
+        records.append({"file": entry["file"], "role": f"{part} graph", "size": len(data), "sha256": entry["sha256"]})
+        for ext in entry.get("external_data", []):
+            epath = resolve_inside(root, ext["file"], f"bundle {folder}: {part} external data")
+            verify_file(epath, ext["sha256"], ext["size"], MANIFEST, shown=folder / ext["file"])
+            records.append({**ext, "role": f"{part} external data"})
+    return graphs, records
+
+
+def _parse_graph(part: str, gpath: Path, data: bytes, root: Path, manifest: dict[str, Any]) -> onnx.ModelProto:
+    """Parse verified graph bytes, tie each external-data reference to a listed file, run the checker."""
+    import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise BundleError(f"{gpath} is not a readable ONNX model ({type(exc).__name__})") from None
+    refs = external_refs(model, str(gpath))
+    listed = {e["file"]: e["size"] for e in manifest[part].get("external_data", [])}
+    for r in refs:
+        resolve_inside(root, r.location, f"{gpath}: external data of tensor {r.tensor!r}")
+        if manifest["format_version"] == 1:
+            raise BundleError(f"{gpath} keeps tensor {r.tensor!r} in external data {r.location!r}, but its "
+                              f"format_version 1 {MANIFEST} records no hash for it; re-export the bundle with "
+                              "this flowcore (FlowBundle.write or an adapter's export)")
+        if r.location not in listed:
+            raise BundleError(f"{gpath}: external data file {r.location!r} of tensor {r.tensor!r} is not listed "
+                              f"in {MANIFEST} ({part}.external_data), so its bytes are unverified; re-export the bundle")
+    unused = sorted(set(listed) - {r.location for r in refs})
+    if unused:
+        raise BundleError(f"{MANIFEST}: {part}.external_data lists {unused[0]!r}, which {gpath.name} does not use")
+    check_extents(refs, listed, str(gpath))
+    try:
+        onnx.checker.check_model(str(gpath))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{gpath} fails the ONNX checker: {first}") from None
+    return model
+
+
 @dataclass(frozen=True)
 class FlowBundle:
     """A validated FlowBundle folder.
@@ -159,11 +129,14 @@ class FlowBundle:
     path : Path
         The bundle folder.
     manifest : dict
-        The parsed ``flow.json``.
+        The parsed ``flow.json``, checked against its schema.
     encoder, decoder : onnx.ModelProto
         The graphs (external data, if any, stays on disk next to them).
     input_shape, latent_shape : tuple of int
         Per-sample shapes (no batch axis).
+    verified : tuple of dict
+        One record per file ONNX Runtime reads, as verified on load: ``file`` (relative path),
+        ``role`` (``"encoder graph"``, ``"decoder external data"``…), ``size`` (bytes), ``sha256``.
     """
 
     path: Path
@@ -172,6 +145,7 @@ class FlowBundle:
     decoder: onnx.ModelProto = field(repr=False)
     input_shape: tuple[int, ...]
     latent_shape: tuple[int, ...]
+    verified: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     # ------------------------------------------------------------------ names
     @property
@@ -200,11 +174,22 @@ class FlowBundle:
 
     @property
     def sha256(self) -> str:
-        """Hash of the manifest's two graph hashes: one identity for the whole bundle."""
+        """One identity for the whole bundle: a hash of the graph hashes and of any external-data hashes.
+
+        A bundle without external data keeps the identity earlier flowcore versions gave it.
+        """
         h = hashlib.sha256()
         h.update(self.manifest["encoder"]["sha256"].encode())
         h.update(self.manifest["decoder"]["sha256"].encode())
+        for part in _PARTS:
+            for ext in self.manifest[part].get("external_data", []):
+                h.update(f"\n{part}:{ext['file']}:{ext['sha256']}".encode())
         return h.hexdigest()
+
+    @property
+    def files(self) -> list[str]:
+        """Relative paths of every file of the bundle: the manifest, the graphs and their external data."""
+        return [MANIFEST] + [r["file"] for r in self.verified]
 
     # ------------------------------------------------------------------- load
     @classmethod
@@ -214,55 +199,21 @@ class FlowBundle:
         Raises
         ------
         BundleError
-            Missing files, bad JSON, hash mismatch, ONNX checker failure, non-composing shapes,
-            fixed batch axis, or external data outside the folder.
+            Missing files, a manifest that is too large, too deep, not JSON or off its schema, a
+            symbolic link or a path leaving the folder, a size or hash mismatch, external data
+            the manifest does not list, an ONNX checker failure, non-composing shapes or a fixed
+            batch axis (one line each).
         """
-        import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
-
         folder = Path(path)
         if not folder.is_dir():
             raise BundleError(f"no bundle folder at {folder}")
         mpath = folder / MANIFEST
-        if not mpath.is_file():
+        if not os.path.lexists(mpath):
             raise BundleError(f"{folder} has no {MANIFEST}; not a FlowBundle")
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{mpath} is not valid JSON ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BundleError(f"{mpath} is not a flowcore manifest (format != {FORMAT!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(
-                f"{mpath} has format_version {manifest.get('format_version')!r}; this flowcore reads {FORMAT_VERSION}"
-            )
-        models = {}
-        for part in ("encoder", "decoder"):
-            entry = manifest.get(part)
-            if not isinstance(entry, dict) or not {"file", "sha256", "input", "output"} <= set(entry):
-                raise BundleError(f"{mpath}: entry {part!r} must give file, sha256, input and output")
-            fname = entry["file"]
-            if not isinstance(fname, str) or Path(fname).name != fname or fname in ("", ".", ".."):
-                raise BundleError(f"{mpath}: {part} file {fname!r} must be a plain file name inside the bundle")
-            gpath = folder / fname
-            if not gpath.is_file():
-                raise BundleError(f"bundle {folder} is missing {fname}")
-            digest = sha256_file(gpath)
-            if digest != entry["sha256"]:
-                raise BundleError(
-                    f"{gpath} does not match its sha256 in {MANIFEST} (got {digest[:12]}…, "
-                    f"expected {str(entry['sha256'])[:12]}…); the file was modified or corrupted"
-                )
-            try:
-                model = onnx.load(str(gpath), load_external_data=False)
-            except Exception as exc:
-                raise BundleError(f"{gpath} is not a readable ONNX model ({type(exc).__name__})") from None
-            _check_external_data(model, folder, str(gpath))
-            try:
-                onnx.checker.check_model(str(gpath))
-            except Exception as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BundleError(f"{gpath} fails the ONNX checker: {first}") from None
-            models[part] = model
+        root = folder.resolve()
+        manifest = read_manifest(mpath)
+        graphs, records = _verify_listed(folder, root, manifest)  # every byte ORT reads, before any parsing
+        models = {part: _parse_graph(part, gpath, data, root, manifest) for part, (gpath, data) in graphs.items()}
         enc, dec = models["encoder"], models["decoder"]
         ein = _static_shape(_io(enc, "input", manifest["encoder"]["input"], "encoder"), "encoder input")
         eout = _static_shape(_io(enc, "output", manifest["encoder"]["output"], "encoder"), "encoder output")
@@ -275,7 +226,8 @@ class FlowBundle:
         for key, got in (("input_shape", ein), ("latent_shape", eout)):
             if key in manifest and tuple(manifest[key]) != got:
                 raise BundleError(f"{mpath}: {key} {tuple(manifest[key])} disagrees with the graphs ({got})")
-        return cls(path=folder, manifest=manifest, encoder=enc, decoder=dec, input_shape=ein, latent_shape=eout)
+        return cls(path=folder, manifest=manifest, encoder=enc, decoder=dec, input_shape=ein, latent_shape=eout,
+                   verified=tuple(records))
 
     # ------------------------------------------------------------------ write
     @classmethod
@@ -293,11 +245,12 @@ class FlowBundle:
         preprocessing: str | None = None,
         notes: str | None = None,
         overwrite: bool = False,
+        external_data: bool | Sequence[str] | None = None,
     ) -> "FlowBundle":
         """Write two in-memory graphs as a bundle folder and return it, loaded and validated.
 
         The folder is assembled in a temporary sibling and renamed into place, so a failed
-        write leaves nothing behind. Graphs must hold their weights inline (no external data).
+        write leaves nothing behind. The graphs given must hold their weights in memory.
 
         Parameters
         ----------
@@ -308,10 +261,13 @@ class FlowBundle:
         encoder_input, encoder_output, decoder_input, decoder_output : str, optional
             Graph input/output names to use when a graph has several.
         source : dict, optional
-            Framework, version and exporter that produced the graphs.
+            Framework, version and exporter that produced the graphs (string keys, scalar values).
+        external_data : bool, sequence of {"encoder", "decoder"}, or None, default None
+            Keep weights in ``<part>.onnx.data`` beside the graph: None, only for a graph over
+            protobuf's 2 GB limit (float tensors of 1 KiB and more); True, both graphs; a list,
+            those graphs (every float initializer; integer tensors such as shapes stay inline).
+            Each external file is recorded in the manifest (sha256, size).
         """
-        import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
-
         path = Path(path)
         check_target(path, overwrite)
         names = {
@@ -322,6 +278,8 @@ class FlowBundle:
         }
         ein = _static_shape(_io(encoder, "input", names["encoder"][0], "encoder"), "encoder input")
         eout = _static_shape(_io(encoder, "output", names["encoder"][1], "encoder"), "encoder output")
+        models = {"encoder": encoder, "decoder": decoder}
+        outside = external_parts(external_data, models)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         os.chmod(tmp, default_mode(directory=True))
@@ -333,26 +291,25 @@ class FlowBundle:
                 "input_shape": list(ein),
                 "latent_shape": list(eout),
             }
-            for part, model in (("encoder", encoder), ("decoder", decoder)):
-                for t in model.graph.initializer:
-                    if t.data_location == onnx.TensorProto.EXTERNAL:
-                        raise BundleError(f"{part} graph references external data; load it inline first")
-                fname = f"{part}.onnx"
-                (tmp / fname).write_bytes(model.SerializeToString())
-                os.chmod(tmp / fname, default_mode())
+            for part, model in models.items():
+                fname, externals = write_graph(tmp, part, model, outside.get(part))
+                record = file_record(tmp / fname, fname)
                 manifest[part] = {
                     "file": fname,
-                    "sha256": sha256_file(tmp / fname),
+                    "sha256": record["sha256"],
+                    "size": record["size"],
                     "input": names[part][0],
                     "output": names[part][1],
                     "opset": _opset(model),
                     "ir_version": int(model.ir_version),
+                    "external_data": externals,
                 }
             manifest["source"] = dict(source or {})
             if preprocessing is not None:
                 manifest["preprocessing"] = preprocessing
             if notes is not None:
                 manifest["notes"] = notes
+            check_manifest(to_jsonable(manifest), path / MANIFEST)  # a bad source/notes names the target
             atomic_write_json(tmp / MANIFEST, manifest)
             bundle = cls.load(tmp)  # validate before it becomes visible
             replace_folder(tmp, path)
@@ -360,19 +317,34 @@ class FlowBundle:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return FlowBundle(path=path, manifest=bundle.manifest, encoder=bundle.encoder, decoder=bundle.decoder,
-                          input_shape=bundle.input_shape, latent_shape=bundle.latent_shape)
+                          input_shape=bundle.input_shape, latent_shape=bundle.latent_shape, verified=bundle.verified)
 
     def summary(self) -> dict[str, Any]:
-        """Plain-JSON description (what ``flowcore info`` prints)."""
+        """Plain-JSON description (what ``flowcore info`` prints), with what load verified under ``verified``."""
+        keys = ("file", "input", "output", "opset", "sha256", "size", "external_data")
+        n_ext = sum(1 for r in self.verified if r["role"].endswith("external data"))
         return {
             "path": str(self.path),
+            "format_version": self.manifest["format_version"],
             "input_shape": list(self.input_shape),
             "latent_shape": list(self.latent_shape),
             "latent_dim": self.latent_dim,
             "dtype": self.manifest.get("dtype", _DTYPE),
-            "encoder": {k: self.manifest["encoder"][k] for k in ("file", "input", "output", "opset", "sha256") if k in self.manifest["encoder"]},
-            "decoder": {k: self.manifest["decoder"][k] for k in ("file", "input", "output", "opset", "sha256") if k in self.manifest["decoder"]},
+            "encoder": {k: self.manifest["encoder"][k] for k in keys if k in self.manifest["encoder"]},
+            "decoder": {k: self.manifest["decoder"][k] for k in keys if k in self.manifest["decoder"]},
             "source": self.manifest.get("source", {}),
             "preprocessing": self.manifest.get("preprocessing"),
             "notes": self.manifest.get("notes"),
+            "verified": {
+                "manifest": f"{MANIFEST} format_version {self.manifest['format_version']}: schema, size and depth OK",
+                "hashes": "size and sha256 of each file" if self.manifest["format_version"] >= 2
+                          else "sha256 of each graph (format_version 1 records no sizes)",
+                "files": [dict(r) for r in self.verified],
+                "external_data_files": n_ext,
+                "total_bytes": sum(r["size"] for r in self.verified),
+                "paths": "every file a regular file inside the bundle folder; no symbolic links",
+                "onnx_checker": "passed (encoder, decoder)",
+                "shapes": f"E {tuple(self.input_shape)} -> {tuple(self.latent_shape)}, "
+                          f"D {tuple(self.latent_shape)} -> {tuple(self.input_shape)}, batch axis dynamic",
+            },
         }

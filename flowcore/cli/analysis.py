@@ -13,26 +13,28 @@ from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BundleError, ParameterError
+from flowcore.errors import BundleError, DataError, ParameterError
 from flowcore.io import atomic_write_json, atomic_write_text, load_array
-from flowcore.results import staged_folder
+from flowcore.cli._out import out_folder
 from flowcore.runtime.latent_map import LatentMap
-from flowcore.analysis.memorization import memorization_report
-from flowcore.analysis.checkpoints import checkpoint_metrics
-from flowcore.analysis.probing import probe
-from flowcore.dynamics.field import field_grid
+from flowcore.analysis.memorization import MemorizationReport, memorization_report
+from flowcore.analysis.checkpoints import CheckpointMetrics, checkpoint_metrics
+from flowcore.analysis.probing import ProbeReport, probe
+from flowcore.dynamics.field import FieldGrid, field_grid
+from flowcore.dynamics.starts import data_starts
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import GroupByDistance
 from flowcore.dynamics.trajectories import iterate
 from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
+from flowcore.cli._args import add_force, number
 
 __all__ = ["add_parsers", "COMMANDS"]
 
 
 def _traj(p) -> None:
-    p.add_argument("--tol", type=float, default=1e-6)
-    p.add_argument("--max-steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
+    number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
+    number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    number(p, "--seed", default=0, help="seed for subsamples and noise starts (default 0)")
 
 
 def add_parsers(sub, common) -> None:
@@ -42,13 +44,14 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--train", required=True, help="training inputs (N, *input_shape)")
     p.add_argument("--test", required=True, help="test inputs")
     p.add_argument("--starts", default="train", choices=["train", "test", "noise"], help="start set (default train)")
-    p.add_argument("--n-starts", type=int, default=None, help="subsample the start set")
+    number(p, "--n-starts", default=None, help="subsample the start set")
     p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
-    p.add_argument("--threshold", type=float, default=0.99)
+    number(p, "--threshold", default=0.99, help="cosine: in [-1, 1) (default 0.99); euclidean: >= 0")
     p.add_argument("--reduce", default="max", choices=["max", "min"], help="max: nearest train image (default); min: the paper's literal formula")
     p.add_argument("--uncentred", action="store_true", help="rank at 90 %% without centring")
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    add_force(p)
     _traj(p)
     common(p)
 
@@ -56,9 +59,10 @@ def add_parsers(sub, common) -> None:
     p.add_argument("checkpoints", nargs="+", help="bundle folders, oldest first")
     p.add_argument("--train", required=True)
     p.add_argument("--test", required=True)
-    p.add_argument("--n-starts", type=int, default=1000, help="starts per set: train, test, N(0, I) (default 1000)")
+    number(p, "--n-starts", default=1000, help="starts per set: train, test, N(0, I) (default 1000)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    add_force(p)
     _traj(p)
     common(p)
 
@@ -67,19 +71,21 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--heldout", required=True, help="held-out inputs to reconstruct")
     p.add_argument("--train", required=True, help="training inputs (for the PCA baseline)")
     p.add_argument("--atoms", default=None, help="comma-separated atom counts (default 1, 2, 4, … up to k)")
-    p.add_argument("--n-noise", type=int, default=None, help="noise starts (default: the latent dimension)")
+    number(p, "--n-noise", default=None, help="noise starts (default: the latent dimension)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    add_force(p)
     _traj(p)
     common(p)
 
     p = sub.add_parser("field", help="the latent vector field V(z) = f(z) - z on a 2-D grid, with basins and steps")
     p.add_argument("bundle")
     p.add_argument("--data", default=None, help="inputs whose latents define the plane (top-2 PCA) when k > 2")
-    p.add_argument("--lim", type=float, default=8.0, help="grid half-width in plane coordinates (default 8)")
-    p.add_argument("--n", type=int, default=48, help="grid points per axis (default 48)")
+    number(p, "--lim", default=8.0, help="grid half-width in plane coordinates (default 8)")
+    number(p, "--n", default=48, help="grid points per axis (default 48)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    add_force(p)
     common(p)
 
 
@@ -100,13 +106,14 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_memorization(args, out, emit) -> int:
+    dest = out_folder(args, "memorization", writes=(*MemorizationReport.files(), "memorization.csv"))
     lmap = _map(args)
     rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
                               n_starts=args.n_starts, tol=args.tol, max_steps=args.max_steps, metric=args.metric,
                               threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed)
     rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
              "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
-    with staged_folder(args.out) as tmp:
+    with dest.staged() as tmp:
         rep.write(tmp)
         atomic_write_text(tmp / "memorization.csv", _csv(rows))
         if not args.no_figures and rep.n_attractors:
@@ -144,12 +151,13 @@ def _cmd_dynamics(args, out, emit) -> int:
     for c in args.checkpoints:
         if not Path(c).is_dir():
             raise BundleError(f"no bundle folder at {c}")
+    dest = out_folder(args, "dynamics", writes=(*CheckpointMetrics.files(), "dynamics.json", "dynamics.csv"))
     metrics = checkpoint_metrics(list(args.checkpoints), load_array(args.train), load_array(args.test),
                                  n_starts=args.n_starts, seed=args.seed, tol=args.tol, max_steps=args.max_steps,
                                  providers=args.device, names=list(args.checkpoints))
     rows = metrics.rows()
     flat = [_flatten(r) for r in rows]
-    with staged_folder(args.out) as tmp:
+    with dest.staged() as tmp:
         metrics.write(tmp)
         atomic_write_json(tmp / "dynamics.json", rows)
         atomic_write_text(tmp / "dynamics.csv", _csv(flat))
@@ -177,6 +185,7 @@ def _cmd_dynamics(args, out, emit) -> int:
 
 
 def _cmd_probe(args, out, emit) -> int:
+    dest = out_folder(args, "probe", writes=(*ProbeReport.files(), "probe.csv"))
     atoms = None
     if args.atoms:
         try:
@@ -188,7 +197,7 @@ def _cmd_probe(args, out, emit) -> int:
     rows = [{"basis": b, "atoms": int(a), "effective_atoms": int(rep.effective_atoms[b][i]),
              "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
-    with staged_folder(args.out) as tmp:
+    with dest.staged() as tmp:
         rep.write(tmp)
         atomic_write_text(tmp / "probe.csv", _csv(rows))
         if not args.no_figures:
@@ -204,13 +213,17 @@ def _cmd_probe(args, out, emit) -> int:
 
 
 def _cmd_field(args, out, emit) -> int:
+    dest = out_folder(args, "field", writes=(*FieldGrid.files(), "field.csv", "field.json"),
+                      nbytes=120 * args.n * args.n if isinstance(args.n, int) and args.n > 0 else 0)
     lmap = _map(args)
     k = lmap.latent_dim
     origin = basis = None
     if k > 2:
         if args.data is None:
             raise ParameterError(f"the latent dimension is {k}: pass --data so the plane is the top-2 PCA plane of its latents")
-        z = lmap.encode(load_array(args.data)).reshape(-1, k).astype(np.float64)
+        z = data_starts(lmap, load_array(args.data), what=f"data in {args.data}").reshape(-1, k).astype(np.float64)
+        if len(z) < 2:
+            raise DataError(f"--data {args.data} holds {len(z)} rows; the PCA plane needs at least 2")
         origin = z.mean(0)
         _, _, vt = np.linalg.svd(z - origin, full_matrices=False)
         basis = vt[:2]
@@ -232,7 +245,7 @@ def _cmd_field(args, out, emit) -> int:
     summary.update(n_attractors=att.n_attractors, basin_fractions=att.fractions.tolist(),
                    attractors_in_plane=centres.tolist(), status_counts=att.status_counts,
                    grouping="euclidean <= 1e-3 x RMS norm of the endpoints")
-    with staged_folder(args.out) as tmp:
+    with dest.staged() as tmp:
         grid.write(tmp)
         atomic_write_text(tmp / "field.csv", _csv(rows))
         atomic_write_json(tmp / "field.json", summary)

@@ -1,13 +1,28 @@
 """The ``flowcore`` command line.
 
 ``main(argv=None) -> int``; results go to stdout (text, or JSON with ``--json``) and files under
-``--out``; logs and progress go to stderr. Errors print one line, ``error: …``, and exit with
-2 (usage), 3 (bad input) or 4 (runtime/backend); never a traceback for a user mistake.
+``--out``; logs and progress go to stderr. Errors print one line, ``error: …``, never a traceback
+for a user mistake. Exit codes (also in ``flowcore --help``):
+
+- 0 — success;
+- 2 — usage: an unknown command or flag (the closest known flag is named; abbreviations are
+  off, so ``--max-step`` is not ``--max-steps``), a missing argument, or a flag value of the
+  wrong type, not among its choices or outside its declared range (every number's range is
+  declared once, in :mod:`flowcore.cli._args`) — refused before any file is read;
+- 3 — bad input: a bundle, data file, detector folder or output path that cannot be used, or the
+  content of a flag the command reads itself (``--starts FILE|noise:N``, ``--atoms``, ``--ood``,
+  ``--methods``);
+- 4 — runtime: ONNX Runtime or another dependency failed, out of memory, or an internal error
+  (``error: internal error: <type>: <msg> (please report)``; ``FLOWCORE_DEBUG=1`` re-raises it);
+- 130 — interrupted (Ctrl-C), one line.
+
+``flowcore export`` holds the frameworks' log lines (torch.export, torch.onnx, TensorFlow/absl,
+tf2onnx) back while it runs: shown after a success, dropped on an error, never with ``--quiet``.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -19,108 +34,27 @@ import numpy as np
 from flowcore import __version__
 from flowcore.errors import DataError, FlowcoreError
 from flowcore.io import atomic_write_json, to_jsonable
-from flowcore.results import staged_folder
-from flowcore.cli.analysis import add_parsers as add_analysis, COMMANDS
-from flowcore.cli.export import add_parser as add_export, run as run_export
-from flowcore.cli.ood import add_parsers, run as run_ood
+from flowcore.cli._out import out_folder, rows_bytes
+from flowcore.cli.analysis import COMMANDS
+from flowcore.cli.export import run as run_export
+from flowcore.cli.ood import run as run_ood
 from flowcore.runtime.latent_map import LatentMap
-from flowcore.dynamics.starts import starts_from_sources
+from flowcore.dynamics.starts import open_start_source
+from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_identity
+from flowcore.dynamics.memory import check_result_memory
 from flowcore.dynamics.trajectories import iterate, Trajectories
 from flowcore.dynamics.grouping_rules import grouping_from_settings
 from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.bundle.subnormal import count_subnormals
 from flowcore.dynamics.attractors import Attractors, find_attractors
-from flowcore.dynamics.stability import rate_check, stability
+from flowcore.dynamics.stability import Stability, rate_check, stability
 from flowcore.runtime.doctor import diagnose
 from flowcore.cli.demo import run_demo
+from flowcore.cli._args import UsageError
+from flowcore.cli._parser import build_parser
+from flowcore.cli._guard import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, debug, framework_logs, report
 
-__all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
-
-EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_RUNTIME = 0, 2, 3, 4
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (raised so main() decides)
-        raise _UsageError(f"{self.prog}: {message}")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="ONNX Runtime device (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: runtime's choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-
-
-def _starts_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="inputs to encode: file.npy, file.npz or file.npz:KEY, shape (N, *input_shape)")
-    src.add_argument("--latents", help="latent starts: file.npy/.npz[:KEY], shape (N, *latent_shape)")
-    src.add_argument("--noise", type=int, metavar="N", help="N latent starts drawn from N(0, I)")
-    src.add_argument("--starts", metavar="SPEC", help="data file (as --data) or noise:N (as --noise N)")
-    p.add_argument("--seed", type=int, default=0, help="seed for --noise (default 0)")
-    p.add_argument("--tol", type=float, default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
-    p.add_argument("--max-steps", type=int, default=3000, help="most applications of f per start (default 3000)")
-    p.add_argument("--batch-size", type=int, default=4096, help="rows in flight (default 4096)")
-    p.add_argument("--norm-limit", type=float, default=1e8, help="norm above which a row is diverged (default 1e8)")
-    p.add_argument("--out", help="folder for the result files")
-
-
-def _grouping_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"], help="merge rule (default cosine)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="cosine: same attractor when cos > T (default 0.99); euclidean: distance <= T (default 1e-3)")
-    p.add_argument("--relative", action="store_true", help="euclidean: T is relative to the RMS norm of the endpoints")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="flowcore", description="Latent-space dynamics of trained autoencoders (arXiv 2505.22785).")
-    parser.add_argument("--version", action="version", version=f"flowcore {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    p = sub.add_parser("info", help="describe and validate a FlowBundle")
-    p.add_argument("bundle")
-    _common(p)
-
-    p = sub.add_parser("trajectories", help="iterate f = E∘D from data or noise starts")
-    p.add_argument("bundle")
-    _starts_args(p)
-    p.add_argument("--record-every", type=int, default=None, help="store the path every S steps")
-    _common(p)
-
-    p = sub.add_parser("attractors", help="iterate, then group endpoints into attractors")
-    p.add_argument("bundle")
-    _starts_args(p)
-    _grouping_args(p)
-    _common(p)
-
-    p = sub.add_parser("stability", help="Jacobian spectra of the attractors in an `attractors --out` folder")
-    p.add_argument("dir", help="folder written by `flowcore attractors --out`")
-    p.add_argument("--bundle", default=None, help="bundle (default: the one recorded in DIR/summary.json)")
-    p.add_argument("--points", default="representatives", choices=["representatives", "centres"],
-                   help="evaluate at each group's member nearest its mean (default) or at the mean")
-    p.add_argument("--h", type=float, default=1e-3, help="finite-difference step, relative to the point's scale")
-    p.add_argument("--out", default=None, help="folder for stability.json/.npz (default: DIR)")
-    _common(p)
-
-    p = sub.add_parser("demo", help="run the main job on the embedded digits model")
-    p.add_argument("--out", default="demo_out", help="folder for demo_summary.json (default demo_out)")
-    p.add_argument("--noise", type=int, default=None, help="noise starts (default: as many as test digits)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bundle", default=None, help="use this bundle instead of the embedded one (with --data)")
-    p.add_argument("--data", default=None, help="test inputs for --bundle")
-    _common(p)
-
-    add_parsers(sub, _common)
-    add_export(sub, _common)
-    add_analysis(sub, _common)
-
-    p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts")
-    p.add_argument("--json", action="store_true")
-    return parser
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -135,15 +69,35 @@ def _map(args):
     return LatentMap(args.bundle, providers=args.device, intra_op_num_threads=args.threads)
 
 
-def _starts(args, lmap) -> tuple[np.ndarray, dict[str, Any]]:
-    return starts_from_sources(lmap, data=args.data, latents=args.latents, noise=args.noise,
-                               spec=getattr(args, "starts", None), seed=args.seed)
+def _starts(args, lmap):
+    """The start set as a lazy source (noise drawn per chunk, ``.npy`` files memory-mapped) and its description."""
+    source, desc = open_start_source(lmap, data=args.data, latents=args.latents, noise=args.noise,
+                                     spec=getattr(args, "starts", None), seed=args.seed)
+    flag = next(f"--{k} {v}" for k, v in (("noise", args.noise), ("starts", getattr(args, "starts", None)),
+                                          ("data", args.data), ("latents", args.latents)) if v is not None)
+    check_result_memory(len(source), lmap.latent_shape, record_every=getattr(args, "record_every", None),
+                        what=flag)  # the N-row results must fit: refused before anything is allocated
+    return source, desc
 
 
-def _iterate(args, lmap, z0):
+def _checkpoint(args, lmap, start: dict[str, Any], command: str) -> RunCheckpoint | None:
+    """The run's partial area inside ``--out`` (completed chunks; ``--resume`` continues); None without --out."""
+    if not args.out:
+        return None
+    keys = ("tol", "max_steps", "batch_size", "norm_limit", "record_every", "metric", "threshold", "relative", "device")
+    spec = {"command": command, "flowcore": __version__, "bundle_sha256": lmap.bundle.sha256,
+            "starts": {**start, "source": file_identity(start.get("file"))},
+            "settings": {k: getattr(args, k) for k in keys if hasattr(args, k)},
+            "chunk_size": chunk_rows(args.batch_size)}
+    return RunCheckpoint(args.out, spec, resume=bool(getattr(args, "resume", False)))
+
+
+def _iterate(args, lmap, z0, ckpt: RunCheckpoint | None = None):
+    size = chunk_rows(args.batch_size)  # chunks of starts, each its own pass, with or without --out
     return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
                    norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
-                   progress=None if not args.quiet else False)
+                   progress=None if not args.quiet else False, chunk_size=size,
+                   checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None)
 
 
 def _traj_text(s: dict[str, Any]) -> str:
@@ -167,13 +121,26 @@ def _grouping(args):
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_info(args, out) -> int:
-    info = FlowBundle.load(args.bundle).summary()
+    bundle = FlowBundle.load(args.bundle)
+    info = bundle.summary()
+    info["subnormal_weights"] = {w: count_subnormals(getattr(bundle, w)) for w in ("encoder", "decoder")}
+    ver = info["verified"]
+    files = [f"  {r['file']:<20s} {r['size']:>12,d} bytes  sha256 {r['sha256'][:16]}…  ({r['role']})"
+             for r in ver["files"]]
     text = "\n".join([
         f"bundle       {info['path']}",
         f"input shape  {tuple(info['input_shape'])}",
         f"latent shape {tuple(info['latent_shape'])}  (k = {info['latent_dim']})",
         f"opset        encoder {info['encoder'].get('opset')}, decoder {info['decoder'].get('opset')}",
         f"source       {info['source']}",
+        f"verified     {ver['manifest']}",
+        f"             {len(ver['files'])} files ONNX Runtime reads ({ver['external_data_files']} external-data "
+        f"files, {ver['total_bytes']:,d} bytes): {ver['hashes']} OK",
+        *files,
+        f"             paths: {ver['paths']}",
+        f"             ONNX checker {ver['onnx_checker']}; shapes {ver['shapes']}",
+        f"subnormal    encoder {info['subnormal_weights']['encoder']:,d}, decoder {info['subnormal_weights']['decoder']:,d} "
+        "weight values (slow on x86 CPUs; flushed to 0 in the in-memory graphs when run, bundle unchanged)",
         "valid        hashes, ONNX checker and E/D shape composition OK",
     ])
     _emit(out, info, args.json, text)
@@ -181,30 +148,42 @@ def _cmd_info(args, out) -> int:
 
 
 def _cmd_trajectories(args, out) -> int:
+    dest = out_folder(args, "trajectories", writes=(*Trajectories.files(), "summary.json"))
     lmap = _map(args)
     z0, start = _starts(args, lmap)
-    traj = _iterate(args, lmap, z0)
+    if dest:
+        dest.check_space(rows_bytes(len(z0), 2 * lmap.latent_dim, floats_per_row=3))
+    ckpt = _checkpoint(args, lmap, start, "trajectories")
+    with ckpt or contextlib.nullcontext():  # on a failure: completed chunks kept for --resume, else no trace
+        traj = _iterate(args, lmap, z0, ckpt)
     summary = {"starts": start, **traj.summary()}
-    if args.out:
-        with staged_folder(args.out) as tmp:
+    if dest:
+        with dest.staged() as tmp:
             traj.write(tmp)
             atomic_write_json(tmp / "summary.json", summary)
+        ckpt.remove()
     _emit(out, summary, args.json, _traj_text(summary))
     return EXIT_OK
 
 
 def _cmd_attractors(args, out) -> int:
+    dest = out_folder(args, "attractors", writes=(*Trajectories.files(), *Attractors.files(), "summary.json"))
     lmap = _map(args)
     z0, start = _starts(args, lmap)
-    traj = _iterate(args, lmap, z0)
+    if dest:
+        dest.check_space(rows_bytes(len(z0), 2 * lmap.latent_dim, floats_per_row=4))
+    ckpt = _checkpoint(args, lmap, start, "attractors")
+    with ckpt or contextlib.nullcontext():  # on a failure: completed chunks kept for --resume, else no trace
+        traj = _iterate(args, lmap, z0, ckpt)
     att = find_attractors(traj, grouping=_grouping(args), starts=start)
     summary = {"bundle": str(Path(args.bundle).resolve()), "starts": start, "trajectories": traj.summary(),
                "attractors": att.summary()}
-    if args.out:
-        with staged_folder(args.out) as tmp:
+    if dest:
+        with dest.staged() as tmp:
             traj.write(tmp)
             att.write(tmp)
             atomic_write_json(tmp / "summary.json", summary)
+        ckpt.remove()
     _emit(out, summary, args.json, _traj_text(summary["trajectories"]) + "\n" + _attr_text(summary["attractors"]))
     return EXIT_OK
 
@@ -213,6 +192,7 @@ def _cmd_stability(args, out) -> int:
     folder = Path(args.dir)
     if not (folder / "attractors.npz").is_file():
         raise DataError(f"{folder} has no attractors.npz; run `flowcore attractors BUNDLE ... --out {folder}` first")
+    dest = out_folder(args, "stability", path=args.out or folder, writes=Stability.files())
     att = Attractors.load(folder)
     bundle = args.bundle
     if bundle is None:
@@ -228,7 +208,7 @@ def _cmd_stability(args, out) -> int:
     if (folder / "trajectories.npz").is_file():
         traj = Trajectories.load(folder)
         report["rate_check"] = rate_check(att, traj, stab)
-    with staged_folder(args.out or folder) as tmp:
+    with dest.staged() as tmp:
         stab.write(tmp, extra_json={k: report[k] for k in ("points", "rate_check") if k in report})
     lines = [f"{len(points)} attractors at their {args.points}: {report['n_stable']} stable (spectral radius < 1)"]
     checks = {r["attractor"]: r for r in report.get("rate_check", [])}
@@ -244,7 +224,8 @@ def _cmd_stability(args, out) -> int:
 
 def _cmd_demo(args, out) -> int:
     summary = run_demo(out_dir=args.out, n_noise=args.noise, seed=args.seed, providers=args.device,
-                       threads=args.threads, bundle=args.bundle, data=args.data, progress=not args.quiet)
+                       threads=args.threads, bundle=args.bundle, data=args.data, progress=not args.quiet,
+                       force=getattr(args, "force", False))
     lines = [f"flowcore demo — {summary['model']}", f"providers {summary['providers']}"]
     for name, part in summary["runs"].items():
         lines.append(f"[{name}] " + _traj_text(part["trajectories"]))
@@ -279,30 +260,42 @@ _COMMANDS = {"memorization": _cmd_analysis, "dynamics": _cmd_analysis, "probe": 
              "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 
+def _run(argv: Sequence[str] | None, out, err) -> int:
+    try:
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    quiet = bool(getattr(args, "quiet", False))
+    if not quiet:
+        logging.basicConfig(level=logging.WARNING, stream=err, format="%(message)s")
+    if args.command == "export":  # the frameworks' loggers: held back, dropped on an error, silent with --quiet
+        with framework_logs(err, quiet=quiet):
+            return _COMMANDS[args.command](args, out)
+    return _COMMANDS[args.command](args, out)
+
+
 def main(argv: Sequence[str] | None = None, *, stdout=None, stderr=None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 usage, 3 bad input, 4 runtime)."""
+    """Run the CLI; returns the exit code.
+
+    Exit codes: 0 ok; 2 usage (unknown command or flag, missing argument, a flag value outside
+    its declared range, see :mod:`flowcore.cli._args`); 3 bad input (a bundle, data file,
+    detector folder or output path that cannot be used); 4 runtime (ONNX Runtime, out of memory,
+    an internal error); 130 interrupted. Every failure is one ``error: …`` line on ``stderr``;
+    an unexpected exception is ``error: internal error: <type>: <msg> (please report)``, or
+    re-raised with its traceback when ``FLOWCORE_DEBUG=1``.
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        args = build_parser().parse_args(list(argv) if argv is not None else None)
-    except _UsageError as exc:
-        err.write(f"error: {exc}\n")
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    if not getattr(args, "quiet", False):
-        logging.basicConfig(level=logging.WARNING, stream=err, format="%(message)s")
-    try:
-        return _COMMANDS[args.command](args, out)
-    except FlowcoreError as exc:
-        err.write(f"error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        err.write("error: interrupted\n")
-        return 130
-    except MemoryError:
-        err.write("error: out of memory; lower --batch-size or the number of starts\n")
-        return EXIT_RUNTIME
+        return _run(argv, out, err)
+    except (UsageError, FlowcoreError, OSError, MemoryError, KeyboardInterrupt) as exc:
+        code, line = report(exc)
+    except Exception as exc:  # an internal error: one line, unless FLOWCORE_DEBUG=1
+        if debug():
+            raise
+        code, line = report(exc)
+    err.write(line + "\n")
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,11 +18,13 @@ from flowcore.dynamics.grouping_rules import GroupByCosine, GroupByDistance
 from flowcore.dynamics.starts import data_starts, noise_starts
 from flowcore.errors import ParameterError
 from flowcore.io import atomic_write_json, load_array
+from flowcore.outputs import OutputFolder
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import iterate
 
 __all__ = ["run_demo", "demo_paths"]
 
+SUMMARY = "demo_summary.json"
 GROUPINGS = {"cosine>0.99": GroupByCosine(0.99), "euclidean<=1e-3*rms": GroupByDistance(1e-3, relative=True)}
 
 
@@ -44,8 +46,16 @@ def run_demo(
     tol: float = 1e-6,
     max_steps: int = 3000,
     progress: bool | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Run the demo and return its summary (also written to ``out_dir/demo_summary.json``)."""
+    """Run the demo and return its summary (also written to ``out_dir/demo_summary.json``).
+
+    ``out_dir`` follows the output-folder policy of :mod:`flowcore.outputs` (checked before the
+    demo runs; ``force`` is the command's ``--force``); None writes nothing.
+    """
+    dest = None
+    if out_dir is not None:
+        dest = OutputFolder(out_dir, command="demo", force=force).check(writes=(SUMMARY,))
     if bundle is None:
         bundle, default_data = demo_paths()
         data = data or default_data
@@ -76,8 +86,8 @@ def run_demo(
         "runs": runs,
         "written": None,
     }
-    if out_dir is not None:
-        path = Path(out_dir) / "demo_summary.json"
-        summary["written"] = str(path)
-        atomic_write_json(path, summary)
+    if dest is not None:
+        summary["written"] = str(Path(out_dir) / SUMMARY)
+        with dest.staged() as tmp:
+            atomic_write_json(tmp / SUMMARY, summary)
     return summary

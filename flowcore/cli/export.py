@@ -10,13 +10,17 @@ unpickles: ``torch.export.load`` / ``torch.jit.load`` for PyTorch, Keras
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BackendError, ExportError, ParameterError
+from flowcore.errors import BackendError, ExportError, OutputError, ParameterError
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.cli._out import bundle_entries, force, out_folder, tree_bytes
+from flowcore.cli._args import number
 
 __all__ = ["add_parser", "run", "ADAPTERS", "ENTRY_POINT_GROUP", "framework_of", "load_adapter"]
 
@@ -27,6 +31,7 @@ ADAPTERS = {
     "torch": ("flowcore-torch", "adapters/torch"),
     "tensorflow": ("flowcore-tensorflow", "adapters/tensorflow"),
 }
+_BUNDLE_FILES = ("flow.json", "encoder.onnx", "decoder.onnx")
 _TORCH_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
 _TF_SUFFIXES = {".keras", ".h5"}
 
@@ -43,8 +48,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--framework", default="auto", choices=["auto", "torch", "tensorflow"])
     p.add_argument("--encoder-output", default=None, help="index or key of the encoder output to use (VAE mean by default)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (adapter default when omitted)")
-    p.add_argument("--rtol", type=float, default=1e-4, help="parity tolerance against the framework (default 1e-4)")
+    number(p, "--opset", default=None, help="ONNX opset (adapter default when omitted)")
+    number(p, "--rtol", default=1e-4, help="parity tolerance against the framework (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     common(p)
@@ -122,6 +127,11 @@ def run(args, out, emit) -> int:
     if len(frameworks) != 1:
         raise ParameterError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
     framework = frameworks.pop()
+    if (Path(args.out) / "flow.json").is_file() and not force(args):
+        raise OutputError(f"{args.out} already holds a FlowBundle; pass --force to replace it (only the bundle's "
+                          "files are replaced) or choose another --out")
+    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out),
+                      nbytes=2 * tree_bytes(*{p for p, _ in paths.values()}, args.example))
     adapter = load_adapter(framework)
     enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
     dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
@@ -134,12 +144,15 @@ def run(args, out, emit) -> int:
         if example_for is None:
             raise ParameterError(f"{framework} models carry no input shape: pass --example data.npz with real inputs")
         example = example_for(enc)
-    kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check,
-                                  rtol=args.rtol, overwrite=args.force)
+    kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check, rtol=args.rtol)
     if args.opset is not None:
         kwargs["opset"] = args.opset
-    bundle = adapter.export(enc, dec, example, args.out, **kwargs)
-    info = bundle.summary()
+    with dest.staged(prune=True) as tmp:  # the bundle's files replace an earlier bundle's; other files are kept
+        adapter.export(enc, dec, example, tmp / "bundle", **kwargs)
+        for entry in sorted((tmp / "bundle").iterdir()):
+            os.replace(entry, tmp / entry.name)
+        (tmp / "bundle").rmdir()
+    info = FlowBundle.load(args.out).summary()
     emit(out, info, args.json,
          f"exported {framework} model to {args.out}: input {tuple(info['input_shape'])}, latent "
          f"{tuple(info['latent_shape'])}, opset {info['encoder'].get('opset')}; parity "

@@ -10,11 +10,18 @@ import csv
 import io
 from typing import Any
 
-from flowcore.errors import ParameterError
-from flowcore.io import atomic_write_text, load_array
+import numpy as np
+
+from flowcore.errors import DataError, ParameterError
+from flowcore.io import load_array
+from flowcore.cli._out import detector_entries, out_file, out_folder, tree_bytes
+from flowcore import __version__
 from flowcore.analysis.ood.detector import METHODS, OODDetector
+from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_identity
 from flowcore.analysis.ood.evaluation import evaluate
+from flowcore.analysis.ood.report import OODReport
 from flowcore.plots.ood import write_report
+from flowcore.cli._args import add_force, add_resume, number
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -32,12 +39,14 @@ def add_parsers(sub, common) -> None:
     f.add_argument("--methods", default="all", help="comma-separated methods, or 'all' (default)")
     f.add_argument("--default", default="features", help="method used by `ood score` (default features)")
     f.add_argument("--bank-source", default="id", choices=["id", "noise"], help="attractor bank from ID or N(0,I) starts")
-    f.add_argument("--n-noise", type=int, default=None, help="noise starts for --bank-source noise")
-    f.add_argument("--contamination", type=float, default=0.05, help="threshold keeps 1 - this of ID (default 0.05)")
-    f.add_argument("--tol", type=float, default=1e-6)
-    f.add_argument("--max-steps", type=int, default=3000)
-    f.add_argument("--batch-size", type=int, default=4096)
-    f.add_argument("--seed", type=int, default=0)
+    number(f, "--n-noise", default=None, help="noise starts for --bank-source noise")
+    number(f, "--contamination", default=0.05, help="threshold keeps 1 - this of ID (default 0.05)")
+    number(f, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
+    number(f, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    number(f, "--batch-size", default=4096, help="rows in flight (default 4096)")
+    number(f, "--seed", default=0, help="seed for noise starts (default 0)")
+    add_force(f)
+    add_resume(f)
     common(f)
 
     s = osub.add_parser("score", help="score inputs with a fitted detector (core only)")
@@ -46,6 +55,7 @@ def add_parsers(sub, common) -> None:
     s.add_argument("--out", required=True, help="CSV file: index, score, prediction (1 = OOD)")
     s.add_argument("--method", default=None, help="method (default: the detector's default)")
     s.add_argument("--all-methods", action="store_true", help="add one score column per fitted method")
+    add_force(s)
     common(s)
 
     e = osub.add_parser("eval", help="metrics table, CSV, histograms and ROC curves")
@@ -53,6 +63,7 @@ def add_parsers(sub, common) -> None:
     e.add_argument("--id", required=True, help="held-out ID inputs")
     e.add_argument("--ood", required=True, nargs="+", metavar="NAME=PATH", help="OOD sets")
     e.add_argument("--out", required=True, help="folder for metrics.csv, report.json, scores.npz, PNGs")
+    add_force(e)
     common(e)
 
 
@@ -60,15 +71,34 @@ def _load_detector(args):
     return OODDetector.load(args.detector, providers=args.device, intra_op_num_threads=args.threads)
 
 
+# the entries of a detector folder (flowcore/analysis/ood/_persist.py)
+DETECTOR_FILES = ("detector.json", "arrays.npz", "bundle", "checksums.json")
+
+
 def _cmd_fit(args, out, emit) -> int:
+    dest = out_folder(args, "ood fit", writes=DETECTOR_FILES, nbytes=tree_bytes(args.bundle),
+                      adopt=detector_entries(args.out))
     methods = METHODS if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     x = load_array(args.id)
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"--id {args.id} holds {'a scalar' if x.ndim == 0 else '0 rows'}: there are no ID samples "
+                        "to fit the detector on")
+    dest.check_space(tree_bytes(args.bundle) + 8 * len(x) * (len(methods) + 2))
     det = OODDetector(args.bundle, methods=methods, default=args.default, contamination=args.contamination,
                       bank_source=args.bank_source, n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps,
                       batch_size=args.batch_size, providers=args.device, intra_op_num_threads=args.threads,
                       seed=args.seed, progress=None if not args.quiet else False)
-    det.fit(x)
-    det.save(args.out)
+    x = _inputs(det, args.id)  # shape and NaN/Inf checked here, so errors name the file
+    ckpt = RunCheckpoint(args.out, {"command": "ood fit", "flowcore": __version__,
+                                    "bundle_sha256": det._lmap().bundle.sha256, "id": file_identity(args.id),
+                                    "n_id": len(x), "settings": {**det.params(), "device": args.device},
+                                    "chunk_size": chunk_rows(det.batch_size)},
+                         resume=bool(getattr(args, "resume", False)))  # completed chunks; --resume continues
+    with ckpt:  # on a failure: completed chunks kept for --resume, else no trace
+        det.fit(x, checkpoint=ckpt)
+    with dest.staged(prune=True) as tmp:  # the folder's other files (a user's notes) are kept
+        det.save(tmp)
+    ckpt.remove()
     summary = {"detector": args.out, "n_fit": det.n_fit_, "methods": list(det.methods), "default": det.default,
                "thresholds": det.thresholds_, "bank": det.bank_info_, "score_direction": "higher = more OOD"}
     bank = det.bank_info_
@@ -82,8 +112,10 @@ def _cmd_fit(args, out, emit) -> int:
 
 
 def _cmd_score(args, out, emit) -> int:
+    dest = out_file(args, "ood score")
     det = _load_detector(args)
-    x = load_array(args.data)
+    x = _inputs(det, args.data)
+    dest.check(nbytes=len(x) * 28 * (len(det.methods) + 2 if args.all_methods else 3))
     method = det._method(args.method)
     if args.all_methods:
         scores = det.score_all(x)
@@ -97,7 +129,7 @@ def _cmd_score(args, out, emit) -> int:
     w.writerow(["index", "score", "prediction"] + [f"score_{m}" for m in extra])
     for i in range(len(main)):
         w.writerow([i, repr(float(main[i])), int(pred[i])] + [repr(float(scores[m][i])) for m in extra])
-    atomic_write_text(args.out, buf.getvalue())
+    dest.write_text(buf.getvalue())
     summary = {"n": len(main), "method": method, "threshold": det.thresholds_[method], "n_ood": int(pred.sum()),
                "written": args.out, "score_direction": "higher = more OOD"}
     emit(out, summary, args.json,
@@ -106,7 +138,15 @@ def _cmd_score(args, out, emit) -> int:
     return 0
 
 
-def _parse_sets(specs: list[str]) -> dict[str, Any]:
+def _inputs(det, path: str) -> np.ndarray:
+    """Inputs from ``path`` as float32 (N, *input_shape), checked against the detector's bundle; errors name the file."""
+    x = det._lmap().check_inputs(load_array(path), f"data in {path}")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"data in {path} contain NaN or Inf")
+    return x
+
+
+def _parse_sets(specs: list[str], det) -> dict[str, Any]:
     sets = {}
     for spec in specs:
         if "=" not in spec:
@@ -114,16 +154,19 @@ def _parse_sets(specs: list[str]) -> dict[str, Any]:
         name, path = spec.split("=", 1)
         if not name or name in sets:
             raise ParameterError(f"--ood {spec!r}: empty or repeated set name")
-        sets[name] = load_array(path)
+        sets[name] = _inputs(det, path)
     return sets
 
 
 def _cmd_eval(args, out, emit) -> int:
+    dest = out_folder(args, "ood eval", writes=(*OODReport.files(), "metrics.csv", "roc.png", "roc.csv"))
     det = _load_detector(args)
-    x_id = load_array(args.id)
-    sets = _parse_sets(args.ood)
+    x_id = _inputs(det, args.id)
+    sets = _parse_sets(args.ood, det)
+    dest.check_space(8 * (len(x_id) + sum(len(v) for v in sets.values())) * len(det.methods))
     report = evaluate(det, x_id, sets)
-    write_report(report, args.out)
+    with dest.staged() as tmp:
+        write_report(report, tmp)
     emit(out, report.to_json(), args.json, report.table("text") + f"\nwritten {args.out}")
     return 0
 

@@ -13,7 +13,12 @@ array) with one seed for whichever draw the set needs.
 
 :func:`parse_start_spec` reads the ``noise:N`` / file spec of the command line, and
 :func:`starts_from_sources` builds the start set and its description from the command line's
-``--data`` / ``--latents`` / ``--noise`` choice. Every function only reads the map's shapes
+``--data`` / ``--latents`` / ``--noise`` choice; :func:`open_start_source` builds the same start
+set lazily, as a :class:`StartSource` that :func:`~flowcore.dynamics.trajectories.iterate`
+reads chunk by chunk (nothing of size N × k is allocated up front): :class:`NoiseStarts`
+draws each chunk from the seeded generator (the same values as the one-shot draw),
+:class:`LatentStarts` reads a (memory-mapped) latents array, :class:`EncodedStarts` encodes a
+(memory-mapped) inputs array block by block. Every function only reads the map's shapes
 and calls its ``encode``/``check_*`` methods, so any object with ``latent_shape``, ``encode``,
 ``check_inputs`` and ``check_latents`` (a :class:`flowcore.runtime.latent_map.LatentMap`) will do.
 """
@@ -26,10 +31,13 @@ import numpy as np
 
 from flowcore.errors import DataError, ParameterError
 from flowcore.io import load_array
+from flowcore.dynamics.sources import (ArrayStarts, EncodedStarts, LatentStarts, NoiseStarts, StartSource, open_array,
+                                       read_all)
 from flowcore.validation import Interval, validate_params
 
 __all__ = ["noise_starts", "data_starts", "given_latents", "subsample_indices", "latent_starts",
-           "parse_start_spec", "starts_from_sources"]
+           "parse_start_spec", "starts_from_sources", "StartSource", "ArrayStarts", "NoiseStarts", "LatentStarts",
+           "EncodedStarts", "open_start_source", "read_all"]
 
 _SEED = [Interval(int, 0, None), np.random.Generator]
 
@@ -178,7 +186,7 @@ def parse_start_spec(spec: str) -> tuple[str, Any]:
 
 def starts_from_sources(lmap, *, data: str | None = None, latents: str | None = None, noise: int | None = None,
                         spec: str | None = None, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """The start set of the command line's ``--data`` / ``--latents`` / ``--noise`` / ``--starts``.
+    """The start set of the command line's ``--data`` / ``--latents`` / ``--noise`` / ``--starts``, in memory.
 
     Parameters
     ----------
@@ -192,9 +200,26 @@ def starts_from_sources(lmap, *, data: str | None = None, latents: str | None = 
     Returns
     -------
     z0 : ndarray of shape (N, *latent_shape), float32
+        :func:`read_all` of :func:`open_start_source`'s source.
     desc : dict
         ``{"kind": "noise", "distribution", "n", "seed"}``, ``{"kind": "latents", "file", "n"}`` or
         ``{"kind": "data", "file", "n"}``.
+    """
+    source, desc = open_start_source(lmap, data=data, latents=latents, noise=noise, spec=spec, seed=seed)
+    return read_all(source), desc
+
+
+def open_start_source(lmap, *, data: str | None = None, latents: str | None = None, noise: int | None = None,
+                      spec: str | None = None, seed: int = 0) -> tuple[StartSource, dict[str, Any]]:
+    """The start set of ``--data`` / ``--latents`` / ``--noise`` / ``--starts`` as a lazy :class:`StartSource`.
+
+    Same parameters and description as :func:`starts_from_sources`; ``.npy`` files are
+    memory-mapped and read chunk by chunk, noise is drawn chunk by chunk.
+
+    Returns
+    -------
+    source : NoiseStarts, LatentStarts or EncodedStarts
+    desc : dict
     """
     if spec is not None:
         kind, value = parse_start_spec(spec)
@@ -205,12 +230,20 @@ def starts_from_sources(lmap, *, data: str | None = None, latents: str | None = 
     if noise is not None:
         if noise < 1:
             raise ParameterError(f"--noise must be >= 1, got {noise}")
-        z0 = noise_starts(lmap.latent_shape, noise, seed=seed)
-        return z0, {"kind": "noise", "distribution": "N(0, I) in latent space", "n": noise, "seed": seed}
+        source = NoiseStarts(lmap.latent_shape, noise, seed=seed)
+        return source, {"kind": "noise", "distribution": "N(0, I) in latent space", "n": noise, "seed": seed}
     if latents is not None:
-        z0 = given_latents(lmap, load_array(latents), what=f"latents in {latents}")
-        return z0, {"kind": "latents", "file": latents, "n": len(z0)}
+        source = LatentStarts(lmap, open_array(latents), what=f"latents in {latents}")
+        _some_rows(source, latents)
+        return source, {"kind": "latents", "file": latents, "n": len(source)}
     if data is None:
         raise ParameterError("no start set given: pass data, latents, noise or spec")
-    z0 = data_starts(lmap, load_array(data), what=f"data in {data}")
-    return z0, {"kind": "data", "file": data, "n": len(z0)}
+    source = EncodedStarts(lmap, open_array(data), what=f"data in {data}")
+    _some_rows(source, data)
+    return source, {"kind": "data", "file": data, "n": len(source)}
+
+
+def _some_rows(source: StartSource, file: str) -> None:
+    """One DataError line for a start file with 0 rows (there is nothing to iterate)."""
+    if len(source) == 0:
+        raise DataError(f"{file} holds 0 rows: no starts to iterate")

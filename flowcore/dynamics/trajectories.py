@@ -2,7 +2,12 @@
 
 ``iterate(lmap, z0)`` runs ``z_{t+1} = f(z_t)`` for every start. Rows leave the active batch
 the moment they stop (compaction) and fresh starts take their places (refill), so at most
-``batch_size`` rows are ever in flight and memory stays bounded for any N.
+``batch_size`` rows are ever in flight and memory stays bounded for any N. Starts may be a lazy
+:class:`~flowcore.dynamics.sources.StartSource` (seeded noise drawn per chunk, memory-mapped
+``.npy`` files), read chunk by chunk; the N-row results are checked against the available memory
+before anything is allocated (:mod:`flowcore.dynamics.memory`). With ``chunk_size`` each chunk of
+starts is its own pass (refilled only from itself), and with a ``checkpoint`` each completed
+chunk is written and read back by a resumed run (:mod:`flowcore.dynamics.checkpointing`).
 
 Stopping rule (paper, App. D): a row stops after the first application of f whose step is
 small, ``‖z_t − z_{t−1}‖² < tol`` (since ``z_t = f(z_{t−1})`` this is the paper's
@@ -20,10 +25,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.dynamics._step_kernel import check_rows, retire_rows
+from flowcore.dynamics._pass import PassSettings, join_paths, restore_chunk, run_pass
 from flowcore.errors import DataError, ParameterError
 from flowcore.results import Array, Result
 from flowcore.dynamics.features import FeatureRecorder
+from flowcore.dynamics.checkpointing import ChunkStore
+from flowcore.dynamics.memory import check_result_memory
+from flowcore.dynamics.sources import ArrayStarts, as_start_source
 
 __all__ = ["Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
 
@@ -92,7 +100,7 @@ class Trajectories(Result):
     @property
     def flat_final(self) -> np.ndarray:
         """``final`` flattened to (N, k), float32."""
-        return self.final.reshape(len(self.final), -1)
+        return self.final.reshape(len(self.final), int(np.prod(self.final.shape[1:], dtype=np.int64)))
 
     def counts(self) -> dict[str, int]:
         """How many rows ended converged / max_steps / diverged."""
@@ -157,6 +165,8 @@ def iterate(
     features: bool = False,
     reference: Any = None,
     progress: bool | None = None,
+    chunk_size: int | None = None,
+    checkpoint: ChunkStore | None = None,
 ) -> Trajectories:
     """Iterate the latent map from every start until each row stops.
 
@@ -164,8 +174,9 @@ def iterate(
     ----------
     lmap : LatentMap
         Anything with ``check_latents(z)`` and ``step(z) -> (z_next, step_sq, norm_sq)``.
-    z0 : array-like of shape (N, *latent_shape) or (N, k)
-        Starts (float32 after conversion).
+    z0 : array-like of shape (N, *latent_shape) or (N, k), or a StartSource
+        Starts (float32 after conversion), or a lazy source read chunk by chunk
+        (:mod:`flowcore.dynamics.sources`: seeded noise, memory-mapped ``.npy`` files).
     tol : float, default 1e-6
         Stop a row when ``‖z_t − z_{t−1}‖² < tol`` (squared L2, as in the paper).
     max_steps : int, default 3000
@@ -183,11 +194,25 @@ def iterate(
         Reference attractors; adds the distance-to-nearest-attractor features (implies features).
     progress : bool, optional
         Progress bar on stderr; default: only when stderr is a TTY.
+    chunk_size : int, optional
+        Iterate the starts in chunks of this many rows, each chunk as its own pass (refill only
+        from the chunk), so each chunk's rows depend on nothing outside it. Default: one pass.
+    checkpoint : ChunkStore, optional
+        Write each completed chunk there and read back the chunks already there
+        (:mod:`flowcore.dynamics.checkpointing`); needs ``chunk_size``.
 
     Returns
     -------
     Trajectories
         Per-row final state, steps, status, and the settings used.
+
+    Raises
+    ------
+    ParameterError
+        A setting out of range, or N rows whose results cannot fit in the available memory
+        (:func:`flowcore.dynamics.memory.check_result_memory`, checked before allocating).
+    DataError
+        Starts of the wrong shape, or containing NaN or Inf.
     """
     if not (tol > 0):
         raise ParameterError(f"tol must be > 0, got {tol}")
@@ -199,81 +224,70 @@ def iterate(
         raise ParameterError(f"norm_limit must be > 0, got {norm_limit}")
     if record_every is not None and int(record_every) < 1:
         raise ParameterError(f"record_every must be >= 1, got {record_every}")
-    z0 = lmap.check_latents(z0, "starts")
-    if not np.all(np.isfinite(z0)):
-        raise DataError("starts contain NaN or Inf")
-    n = len(z0)
-    shape = z0.shape[1:]
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ParameterError(f"chunk_size must be >= 1, got {chunk_size}")
+    if checkpoint is not None and chunk_size is None:
+        raise ParameterError("a checkpoint needs a chunk_size")
+    source = as_start_source(lmap, z0)
+    given = source.array if isinstance(source, ArrayStarts) else None
+    n = len(source)
+    shape = tuple(source.latent_shape)
+    every = int(record_every) if record_every else 0
+    with_features = bool(features) or reference is not None
+    check_result_memory(n, shape, keep_starts=given is None, record_every=every or None, features=with_features,
+                        reference=reference is not None)
     max_steps, batch_size = int(max_steps), int(batch_size)
-    limit_sq = np.float32(min(float(norm_limit) ** 2, np.finfo(np.float32).max))
-    tol32 = np.float32(tol)
-
-    final = np.empty_like(z0)
+    cfg = PassSettings(np.float32(tol), np.float32(min(float(norm_limit) ** 2, np.finfo(np.float32).max)),
+                        max_steps, batch_size, every)
+    if with_features:
+        FeatureRecorder(0, reference)  # checks the reference before any work
+    final = np.empty((n, *shape), np.float32)
     steps = np.zeros(n, np.int32)
     status = np.zeros(n, np.int8)
     last_sq = np.zeros(n, np.float32)
-    rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    every = int(record_every) if record_every else 0
-
-    act_z = np.empty((0, *shape), np.float32)
-    act_idx = np.empty(0, np.int64)
-    act_steps = np.empty(0, np.int32)
-    nxt = 0
-    recorder = None
-    if features or reference is not None:
-        recorder = FeatureRecorder(n, reference)
-    final_flat = final.reshape(n, int(np.prod(shape, dtype=np.int64)))
-    done_buf = np.empty(min(batch_size, max(n, 1)), np.bool_)
-    status_buf = np.empty(min(batch_size, max(n, 1)), np.int8)
+    starts = given if given is not None else np.empty((n, *shape), np.float32)
+    feats: dict[str, np.ndarray] | None = None
+    paths: list[tuple[np.ndarray, np.ndarray]] = []
+    size = n if chunk_size is None else int(chunk_size)
+    bounds = [(lo, min(lo + size, n)) for lo in range(0, n, max(size, 1))] or [(0, 0)]
     bar = _progress(n, progress)
     try:
-        while True:
-            if len(act_idx) < batch_size and nxt < n:
-                take = min(batch_size - len(act_idx), n - nxt)
-                new_idx = np.arange(nxt, nxt + take, dtype=np.int64)
-                if every:
-                    rec.append((new_idx, np.zeros(take, np.int32), z0[nxt : nxt + take].copy()))
-                if recorder is not None:
-                    recorder.start(new_idx, z0[nxt : nxt + take])
-                if len(act_idx):
-                    act_z = np.concatenate([act_z, z0[nxt : nxt + take]])
-                    act_idx = np.concatenate([act_idx, new_idx])
-                    act_steps = np.concatenate([act_steps, np.zeros(take, np.int32)])
-                else:
-                    act_z = z0[nxt : nxt + take]  # read only: the first step returns a fresh array
-                    act_idx, act_steps = new_idx.copy(), np.zeros(take, np.int32)  # compacted in place
-                nxt += take
-            if not len(act_idx):
-                break
-            z_new, sq, nrm = lmap.step(act_z)
-            m = len(act_idx)
-            done, st = done_buf[:m], status_buf[:m]
-            n_done = check_rows(sq, nrm, act_steps, tol32, limit_sq, max_steps, done, st)
-            if recorder is not None:
-                recorder.update(act_idx, z_new, sq, act_steps)
-            if every:
-                due = (act_steps % every == 0) & ~done
-                if due.any():
-                    rec.append((act_idx[due], act_steps[due], z_new[due]))
-            if n_done:
-                if every:
-                    rec.append((act_idx[done], act_steps[done], z_new[done]))
-                flat_new = z_new.reshape(m, final_flat.shape[1])
-                w = retire_rows(flat_new, act_idx, act_steps, sq, done, st, final_flat, steps, last_sq, status)
-                act_z = z_new[:w]
-                act_idx = act_idx[:w]
-                act_steps = act_steps[:w]
-                if bar is not None:
-                    bar.update(n_done)
+        for index, (lo, hi) in enumerate(bounds):
+            out = dict(final=final[lo:hi], steps=steps[lo:hi], status=status[lo:hi], last_step_sq=last_sq[lo:hi],
+                       starts=starts[lo:hi])
+            done = checkpoint.load(index, hi - lo) if checkpoint is not None else None
+            if done is not None and not restore_chunk(done, out, every):
+                done = None
+            if done is None:
+                rows = source.rows(lo, hi) if given is None else given[lo:hi]
+                if given is None:
+                    out["starts"][...] = rows
+                recorder = FeatureRecorder(hi - lo, reference) if with_features else None
+                path_c = run_pass(lmap, rows, out, cfg, recorder, bar)
+                chunk_feats = recorder.finish(rows, out["final"], out["steps"], out["last_step_sq"]) if recorder else {}
+                if checkpoint is not None:
+                    extra = {} if path_c is None else {"path": path_c[0], "path_steps": path_c[1]}
+                    checkpoint.save(index, {**out, **{f"feature_{k}": v for k, v in chunk_feats.items()}, **extra})
             else:
-                act_z = z_new
+                chunk_feats = {k[8:]: v for k, v in done.items() if k.startswith("feature_")}
+                path_c = (done["path"], done["path_steps"]) if every else None
+                if bar is not None:
+                    bar.update(hi - lo)
+            if with_features and len(bounds) == 1:
+                feats = chunk_feats
+            elif with_features:
+                feats = feats if feats is not None else {k: np.empty(n) for k in chunk_feats}
+                for k, v in chunk_feats.items():
+                    feats[k][lo:hi] = v
+            if every:
+                paths.append(path_c)
     finally:
         if bar is not None:
             bar.close()
 
     path = path_steps = None
     if every:
-        path, path_steps = _assemble_path(rec, n, shape)
+        path, path_steps = paths[0] if len(paths) == 1 else join_paths(paths, shape)
     providers = getattr(lmap, "providers", None)
     settings = {
         "n_starts": n,
@@ -285,28 +299,10 @@ def iterate(
         "stop_rule": "||z_t - z_(t-1)||^2 < tol; steps = applications of f",
         "providers": list(providers) if providers is not None else None,
     }
-    feats = recorder.finish(z0, final, steps, last_sq) if recorder is not None else None
-    if recorder is not None:
+    if chunk_size is not None:
+        settings["chunk_size"] = int(chunk_size)
+    if with_features:
         settings["features"] = sorted(feats)
-        settings["reference_size"] = None if recorder.reference is None else len(recorder.reference)
+        settings["reference_size"] = None if reference is None else len(np.asarray(reference))
     return Trajectories(final=final, steps=steps, status=status, last_step_sq=last_sq, settings=settings,
-                        path=path, path_steps=path_steps, starts=z0, features=feats)
-
-
-def _assemble_path(rec, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    if not rec:
-        return np.empty((n, 0, *shape), np.float32), np.empty((n, 0), np.int32)
-    rows = np.concatenate([r[0] for r in rec])
-    st = np.concatenate([r[1] for r in rec])
-    zs = np.concatenate([r[2] for r in rec])
-    order = np.lexsort((st, rows))  # by row, then step
-    rows, st, zs = rows[order], st[order], zs[order]
-    counts = np.bincount(rows, minlength=n)
-    length = int(counts.max()) if n else 0
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n else np.empty(0, np.int64)
-    pos = np.arange(len(rows)) - np.repeat(starts, counts)
-    path = np.full((n, length, *shape), np.nan, np.float32)
-    path_steps = np.full((n, length), -1, np.int32)
-    path[rows, pos] = zs
-    path_steps[rows, pos] = st
-    return path, path_steps
+                        path=path, path_steps=path_steps, starts=starts, features=feats)

@@ -154,7 +154,10 @@ class LatentMap:
             if self.bundle is None:
                 raise BackendError(f"this LatentMap wraps a single latent graph; it has no {which}")
             model = getattr(self.bundle, which)
-            source = str(self.bundle.path / self.bundle.manifest[which]["file"])
+            # the verified graph in memory, not the file again (it could have changed since load);
+            # a graph with external data is read from disk, next to its weights
+            source = (str(self.bundle.path / self.bundle.manifest[which]["file"])
+                      if self.bundle.manifest[which].get("external_data") else model.SerializeToString())
         if self._flush:  # count and flush before any session: see flowcore.bundle.subnormal (DAZ)
             sess = self._flushed(which, model, source)
         else:

@@ -1,14 +1,22 @@
 """The detector folder: ``detector.json``, ``arrays.npz``, ``bundle/`` and ``checksums.json``.
 
 Written through :func:`flowcore.results.staged_folder` (complete or absent) with the result
-protocol's header (``format``, ``kind``, ``format_version``, ``arrays``); read back only after
-every file listed in ``checksums.json`` matches, the header is right, the arrays match their
-schema and the bundle's hash is the one the detector was fitted on. No code executed on load.
+protocol's header (``format``, ``kind``, ``format_version``, ``arrays``); the bundle copy holds
+only the files the bundle's manifest lists (manifest, graphs, external data), copied from the
+verified bundle and verified again in place. Read back only after every path resolves inside the
+folder (no symbolic links, no ``..``), every file listed in ``checksums.json`` matches, the JSON
+files are within bounds (size, depth) and ``detector.json`` matches its schema (types, known
+methods and scorer classes, parameters in range: checked here, before anything is built from it),
+the arrays match theirs, and the bundle (through :meth:`FlowBundle.load`'s checks) has the hash
+the detector was fitted on. Unknown top-level keys of ``detector.json`` are tolerated (never
+used); unknown keys inside ``params`` and a method's ``params`` are refused (they would reach a
+constructor). No code executed on load.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
+import math
 import os
 import shutil
 from pathlib import Path
@@ -16,9 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BadInputError
+from flowcore.bundle.files import resolve_inside
+from flowcore.bundle.flowbundle import FlowBundle
+from flowcore.bundle.manifest import check_relative_path, read_json
+from flowcore.errors import BadInputError, ParameterError
 from flowcore.io import atomic_write_json, load_npz, save_npz, sha256_file
-from flowcore.results import Array, check_arrays, header, read_header, staged_folder
+from flowcore.results import FORMAT_PREFIX, Array, check_arrays, header, staged_folder
+from flowcore.validation import Interval, Options, SequenceOf, validate_params
+from flowcore.analysis.ood.scorers import _CLASSES, METHODS
 
 __all__ = ["KIND", "FORMAT", "FORMAT_VERSION", "save_detector", "read_detector"]
 
@@ -26,6 +39,17 @@ KIND = "ood-detector"
 FORMAT = "flowcore." + KIND
 FORMAT_VERSION = 1
 _TITLE = "a flowcore detector"
+_MAX_JSON = 1 << 20  # detector.json and checksums.json: a real one is a few KB
+_MAX_DEPTH = 32
+_SHA_LEN = 64
+# what OODDetector.params() saves, each checked before OODDetector(**params) sees it
+_PARAMS = {
+    "methods": [SequenceOf(str)], "default": [str], "contamination": [Interval(float, 0, 1, closed="neither")],
+    "bank_source": [Options(str, {"id", "noise"})], "n_noise": [Interval(int, 1, None), None],
+    "bank": [Options(str, {"attractors", "endpoints"})], "merge_threshold": [Interval(float, 0, None)],
+    "tol": [Interval(float, 0, None, closed="neither")], "max_steps": [Interval(int, 1, None)],
+    "batch_size": [Interval(int, 1, None)], "seed": [Interval(int, 0, None)],
+}
 
 
 def _schema(meta: dict[str, Any]) -> dict[str, Array]:
@@ -60,12 +84,115 @@ def save_detector(det: Any, path: str | os.PathLike, *, copy_bundle: bool = True
     with staged_folder(path) as tmp:
         save_npz(tmp / "arrays.npz", **arrays)
         if copy_bundle:
-            shutil.copytree(bundle_path, tmp / "bundle")
+            _copy_bundle(det._lmap().bundle, tmp / "bundle", det.bundle_sha256_)
         atomic_write_json(tmp / "detector.json", meta)
         files = ["detector.json", "arrays.npz"] + ([p.relative_to(tmp).as_posix() for p in sorted((tmp / "bundle").rglob("*"))
                                                     if p.is_file()] if copy_bundle else [])
         atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
     return path
+
+
+def _copy_bundle(bundle: FlowBundle, dst: Path, sha256: str) -> None:
+    """Copy the files of the verified ``bundle`` (and nothing else) into ``dst``; verify the copy."""
+    src = Path(bundle.path)
+    for rel in bundle.files:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resolve_inside(src.resolve(), rel, f"bundle {src}: file"), dst / rel)
+    copy = FlowBundle.load(dst)
+    if copy.sha256 != sha256:
+        raise BadInputError(f"bundle {src} changed since the detector was fitted (sha256 {copy.sha256[:12]}…, "
+                            f"fitted on {sha256[:12]}…); fit again")
+
+
+def _bad(path: Path, field: str, expected: str, got: Any) -> BadInputError:
+    if got == "nothing":
+        text = "nothing (the field is missing)"
+    else:
+        text = repr(got) if not isinstance(got, (dict, list)) else f"a {type(got).__name__} of {len(got)} items"
+    return BadInputError(f"{path}: field {field!r} must be {expected}, got {text[:80]}")
+
+
+def _check_scorer(path: Path, m: str, info: Any) -> None:
+    where = f"methods.{m}"
+    if not isinstance(info, dict):
+        raise _bad(path, where, "an object", info)
+    klass = _CLASSES.get(info.get("class")) if isinstance(info.get("class"), str) else None
+    if klass is None:
+        raise _bad(path, f"{where}.class", "one of " + ", ".join(sorted(_CLASSES)), info.get("class", "nothing"))
+    params = info.get("params")
+    if not isinstance(params, dict):
+        raise _bad(path, f"{where}.params", "an object", params if "params" in info else "nothing")
+    sig = inspect.signature(klass.__init__)
+    known = {n: p.default for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise _bad(path, f"{where}.params.{unknown[0]}", f"absent ({klass.__name__} takes {', '.join(known) or 'none'})",
+                   params[unknown[0]])
+    full = {n: params.get(n, d) for n, d in known.items()}
+    missing = [n for n, v in full.items() if v is inspect.Parameter.empty]
+    if missing:
+        raise _bad(path, f"{where}.params.{missing[0]}", "present", "nothing")
+    try:
+        validate_params(klass._parameter_constraints, full, caller=f"{path}: field '{where}.params'")
+    except ParameterError as exc:
+        raise BadInputError(str(exc)) from None
+    t = info.get("threshold")
+    if not (t in ("inf", "-inf") or (isinstance(t, (int, float)) and not isinstance(t, bool) and not math.isnan(t))):
+        raise _bad(path, f"{where}.threshold", "a number (or 'inf')", t if "threshold" in info else "nothing")
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    """The schema of ``detector.json``: everything OODDetector.load reads, checked before it reads it."""
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        raise _bad(path, "params", "an object of the detector's parameters", params if "params" in meta else "nothing")
+    unknown = sorted(set(params) - set(_PARAMS))
+    if unknown:
+        raise _bad(path, f"params.{unknown[0]}", "absent (unknown detector parameter)", params[unknown[0]])
+    try:
+        validate_params(_PARAMS, params, caller=f"{path}: field 'params'")
+    except ParameterError as exc:
+        raise BadInputError(str(exc)) from None
+    bad = [m for m in params["methods"] if m not in METHODS]
+    if bad:
+        raise _bad(path, "params.methods", "names of OOD methods (" + ", ".join(METHODS) + ")", bad[0])
+    if params["default"] not in params["methods"]:
+        raise _bad(path, "params.default", f"one of params.methods {params['methods']}", params["default"])
+    methods = meta.get("methods")
+    if not isinstance(methods, dict) or set(methods) != set(params["methods"]):
+        raise _bad(path, "methods", f"an object with one entry per method of params.methods {params['methods']}",
+                   methods if "methods" in meta else "nothing")
+    for m, info in methods.items():
+        _check_scorer(path, m, info)
+    sha = meta.get("bundle_sha256")
+    if not isinstance(sha, str) or len(sha) != _SHA_LEN or any(c not in "0123456789abcdef" for c in sha):
+        raise _bad(path, "bundle_sha256", "a sha256 of 64 lowercase hex digits", sha if "bundle_sha256" in meta else "nothing")
+    n_fit = meta.get("n_fit")
+    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 1:
+        raise _bad(path, "n_fit", "a positive int", n_fit if "n_fit" in meta else "nothing")
+    if meta.get("bank") is not None and not isinstance(meta["bank"], dict):
+        raise _bad(path, "bank", "an object or null", meta["bank"])
+    bdir = meta.get("bundle_dir")
+    if bdir is not None and check_relative_path(bdir) is not None:
+        raise BadInputError(f"{path} names a bundle outside the detector folder (field 'bundle_dir' {str(bdir)[:80]!r})")
+    if bdir is None and not isinstance(meta.get("bundle_path"), str):
+        raise _bad(path, "bundle_path", "a path (the detector has no bundle copy)", meta.get("bundle_path", "nothing"))
+    if not isinstance(meta.get("arrays", []), list) or not all(isinstance(a, str) for a in meta.get("arrays", [])):
+        raise _bad(path, "arrays", "a list of array names", meta.get("arrays"))
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    meta = read_json(path, max_bytes=_MAX_JSON, max_depth=_MAX_DEPTH, error=BadInputError, what="detector file")
+    if not isinstance(meta, dict):
+        raise BadInputError(f"{path}: not a JSON object; not {_TITLE} folder")
+    got = meta.get("kind", str(meta.get("format", ""))[len(FORMAT_PREFIX):] or None)
+    if meta.get("format") != FORMAT or got != KIND:
+        raise BadInputError(f"{path}: field 'kind' is {str(got)[:80]!r}, expected {KIND!r}; not {_TITLE} folder")
+    if meta.get("format_version") != FORMAT_VERSION or isinstance(meta.get("format_version"), bool):
+        raise BadInputError(f"{path}: field 'format_version' is {str(meta.get('format_version'))[:40]!r}; this "
+                            f"flowcore reads version {FORMAT_VERSION} of {_TITLE}")
+    _check_meta(path, meta)
+    return meta
 
 
 def read_detector(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray], Path | str]:
@@ -74,44 +201,44 @@ def read_detector(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np
     Returns
     -------
     meta : dict
-        ``detector.json``.
+        ``detector.json``, checked against its schema.
     arrays : dict of str to ndarray
         ``arrays.npz``, checked against the schema.
     bundle : Path or str
-        The bundle copy inside the folder, else the recorded original path.
+        The bundle copy inside the folder, else the recorded original path (either is loaded
+        with :meth:`FlowBundle.load`, which verifies it).
 
     Raises
     ------
     BadInputError
-        Not a detector folder, a file that does not match its checksum, or a bad header/array.
+        Not a detector folder, a symbolic link or a path leaving the folder, a file that does
+        not match its checksum, or a bad header, field or array (one line naming it).
     """
     path = Path(path)
-    if not (path / "detector.json").is_file():
+    if not path.is_dir() or not os.path.lexists(path / "detector.json"):
         raise BadInputError(f"{path} is not a flowcore detector folder (no detector.json)")
-    try:
-        sums = json.loads((path / "checksums.json").read_text())
-    except (OSError, ValueError):
-        raise BadInputError(f"{path}/checksums.json is missing or unreadable; the detector folder is incomplete") from None
+    root = path.resolve()
+    if not os.path.lexists(path / "checksums.json"):
+        raise BadInputError(f"{path}/checksums.json is missing or unreadable; the detector folder is incomplete")
+    sums = read_json(path / "checksums.json", max_bytes=_MAX_JSON, max_depth=2, error=BadInputError,
+                     what="checksums file")
     if not isinstance(sums, dict):
         raise BadInputError(f"{path}/checksums.json is not a JSON object; the detector folder is incomplete")
     for name, digest in sums.items():
-        f = path / name
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise BadInputError(f"{path}/checksums.json names a file outside the folder: {name}")
-        if not f.is_file() or sha256_file(f) != digest:
-            raise BadInputError(f"{f} does not match its checksum; the detector folder was modified")
+        if check_relative_path(name) is not None:
+            raise BadInputError(f"{path}/checksums.json names a file outside the folder: {name[:200]}")
+        f = resolve_inside(root, name, f"{path}: file", error=BadInputError)
+        if not isinstance(digest, str) or sha256_file(f) != digest:
+            raise BadInputError(f"{path / name} does not match its checksum; the detector folder was modified")
     for required in ("detector.json", "arrays.npz"):
         if required not in sums:
             raise BadInputError(f"{path}/checksums.json does not cover {required}")
-    meta = read_header(path / "detector.json", KIND, FORMAT_VERSION, title=_TITLE)
-    arrays = load_npz(path / "arrays.npz")
-    try:
-        schema = _schema(meta)
-    except (KeyError, TypeError):
-        raise BadInputError(f"{path}/detector.json: field 'methods' is missing or malformed") from None
-    check_arrays(path / "arrays.npz", arrays, schema, meta.get("arrays"))
+    meta = _read_header(path / "detector.json")
+    arrays = load_npz(resolve_inside(root, "arrays.npz", f"{path}: file", error=BadInputError))
+    check_arrays(path / "arrays.npz", arrays, _schema(meta), meta.get("arrays"))
     if meta.get("bundle_dir"):
-        if Path(meta["bundle_dir"]).is_absolute() or ".." in Path(meta["bundle_dir"]).parts:
-            raise BadInputError(f"{path}/detector.json names a bundle outside the detector folder")
-        return meta, arrays, path / meta["bundle_dir"]
+        bundle = path / meta["bundle_dir"]
+        if os.path.islink(bundle) or root not in bundle.resolve().parents:
+            raise BadInputError(f"{path}: the bundle copy {meta['bundle_dir']!r} is a symbolic link or leaves the folder")
+        return meta, arrays, bundle
     return meta, arrays, meta["bundle_path"]

@@ -35,7 +35,8 @@ import numpy as np
 
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import GroupByDistance
-from flowcore.dynamics.starts import noise_starts
+from flowcore.dynamics.starts import NoiseStarts, noise_starts
+from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import BadInputError, DataError, NotFittedError, ParameterError
 from flowcore.runtime.latent_map import LatentMap
@@ -120,16 +121,19 @@ class OODDetector:
     def _needs(self) -> set[str]:
         return set().union(*(s.needs for s in self.scorers_.values()))
 
-    def _iterate(self, z0, reference=None):
+    def _iterate(self, z0, reference=None, checkpoint: RunCheckpoint | None = None, stage: str = ""):
+        """One trajectory pass; with a checkpoint, in chunks of starts kept in its stage ``stage``."""
+        size = chunk_rows(self.batch_size) if checkpoint is not None else None
         return iterate(self._lmap(), z0, tol=self.tol, max_steps=self.max_steps, batch_size=self.batch_size,
-                       reference=reference, progress=self.progress)
+                       reference=reference, progress=self.progress, chunk_size=size,
+                       checkpoint=checkpoint.stage(stage, size) if checkpoint is not None else None)
 
     def evidence(self, X: Any) -> Evidence:
         """Encode ``X`` (N, *input_shape) and compute what the fitted methods need."""
         self._check_fitted()
         return self._evidence(X, self._needs())
 
-    def _evidence(self, X: Any, needs: set[str]) -> Evidence:
+    def _evidence(self, X: Any, needs: set[str], checkpoint: RunCheckpoint | None = None) -> Evidence:
         lmap = self._lmap()
         x = lmap.check_inputs(X, "data")
         if not np.all(np.isfinite(x)):
@@ -141,18 +145,21 @@ class OODDetector:
             recon = ((x - xr).reshape(len(x), -1).astype(np.float64) ** 2).mean(1)
         feats = status = None
         if "trajectory" in needs:
-            tr = self._iterate(z, reference=self.bank_)
+            tr = self._iterate(z, reference=self.bank_, checkpoint=checkpoint, stage="evidence")
             feats, status = tr.features, tr.status
         return Evidence(latents=z, recon_error=recon, features=feats, status=status)
 
-    def _fit_bank(self, z_id: np.ndarray) -> None:
+    def _fit_bank(self, z_id: np.ndarray, checkpoint: RunCheckpoint | None = None) -> None:
         lmap = self._lmap()
         if self.bank_source == "noise":
             n = self.n_noise or len(z_id)
-            z0 = noise_starts(lmap.latent_shape, n, seed=self.seed)
+            if isinstance(self.seed, np.random.Generator):
+                z0 = noise_starts(lmap.latent_shape, n, seed=self.seed)
+            else:  # drawn chunk by chunk, the same values as the one-shot draw
+                z0 = NoiseStarts(lmap.latent_shape, n, seed=self.seed)
         else:
             z0 = z_id
-        tr = self._iterate(z0)
+        tr = self._iterate(z0, checkpoint=checkpoint, stage="bank")
         ok = tr.status == CONVERGED
         if not ok.any():
             raise DataError(f"no {self.bank_source} start converged (tol {self.tol:g}, max_steps {self.max_steps}); "
@@ -170,18 +177,25 @@ class OODDetector:
                            "median_steps": float(np.median(tr.steps[ok]))}
 
     # ---------------------------------------------------------------------- API
-    def fit(self, X: Any, y: Any = None) -> "OODDetector":
-        """Fit every method on ID samples ``X`` of shape (N, *input_shape); returns self."""
+    def fit(self, X: Any, y: Any = None, *, checkpoint: RunCheckpoint | None = None) -> "OODDetector":
+        """Fit every method on ID samples ``X`` of shape (N, *input_shape); returns self.
+
+        ``checkpoint`` (:class:`~flowcore.dynamics.checkpointing.RunCheckpoint`): iterate the
+        bank and evidence passes in chunks of ``16 × batch_size`` starts, keep each completed
+        chunk there and read back the chunks an interrupted fit completed (``ood fit --resume``).
+        """
         self._check_params()
         lmap = self._lmap()
         self.bundle_sha256_ = lmap.bundle.sha256
         needs = set().union(*(make_scorer(m).needs for m in self.methods))
         x = lmap.check_inputs(X, "ID data")
+        if len(x) == 0:
+            raise DataError("ID data hold 0 samples: there are no ID samples to fit the detector on")
         if "trajectory" in needs:
-            self._fit_bank(lmap.encode(x, batch_size=self.batch_size))
+            self._fit_bank(lmap.encode(x, batch_size=self.batch_size), checkpoint)
         else:
             self.bank_, self.bank_info_ = None, None
-        ev = self._evidence(x, needs)
+        ev = self._evidence(x, needs, checkpoint)
         self.scorers_: dict[str, Scorer] = {}
         self.fit_scores_: dict[str, np.ndarray] = {}
         self.thresholds_: dict[str, float] = {}
