@@ -76,6 +76,7 @@ def test_flushed_map_equals_original(tmp_path):
     assert np.array_equal(fast(z), plain(z))
     a, b = iterate(fast, z, progress=False), iterate(plain, z, progress=False)
     assert np.array_equal(a.final, b.final) and np.array_equal(a.steps, b.steps) and np.array_equal(a.status, b.status)
+    assert a.settings["subnormal_weights"] == {"count": n, "flushed": True} and "subnormal_weights" not in b.settings
     info = fast.subnormals
     assert info["fused"]["count"] == n and info["fused"]["flushed"]
     assert info["encoder"]["flushed"] and info["decoder"]["flushed"]

@@ -299,6 +299,9 @@ def iterate(
         "stop_rule": "||z_t - z_(t-1)||^2 < tol; steps = applications of f",
         "providers": list(providers) if providers is not None else None,
     }
+    sub = getattr(lmap, "subnormals", None)
+    if isinstance(sub, dict) and "fused" in sub:  # the map iterated: subnormal weights found / flushed
+        settings["subnormal_weights"] = {"count": sub["fused"]["count"], "flushed": sub["fused"]["flushed"]}
     if chunk_size is not None:
         settings["chunk_size"] = int(chunk_size)
     if with_features:
