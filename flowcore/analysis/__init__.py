@@ -8,4 +8,9 @@
 - :mod:`flowcore.analysis.memorization` — memorization coefficient with null levels, rank at 90 %.
 - :mod:`flowcore.analysis.checkpoints` — per-checkpoint metrics, Chamfer similarity, distinct fractions.
 - :mod:`flowcore.analysis.probing` — data-free probing: OMP on noise attractors vs orthobasis vs PCA.
+- :mod:`flowcore.analysis.contraction` — σ_out / σ_in of f on N(0, I) latents (contraction at init).
 """
+
+from flowcore.analysis.contraction import ContractionReport, contraction_ratio
+
+__all__ = ["contraction_ratio", "ContractionReport"]

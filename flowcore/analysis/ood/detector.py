@@ -6,7 +6,10 @@ attractors, deduplicated) and one trajectory pass per dataset with streaming fea
 
 - ``decision_function(X)`` — raw score of the default method, **higher = more OOD**;
 - ``predict(X)`` — 1 = OOD, 0 = ID against ``threshold_`` (default keeps 95 % of ID);
-- ``decision_scores_`` — the fitted ID data's scores; ``features(X)`` — all trajectory features;
+- ``decision_scores_`` — the fitted ID data's scores, ``labels_`` their 0/1 labels,
+  ``predict_proba(X)`` — [P(ID), P(OOD)] by PyOD's rule; ``features(X)`` — all trajectory features;
+- ``X`` is (N, *input_shape) or flat (N, prod(input_shape)), reshaped by the bundle's input shape;
+- ``get_params`` / ``set_params`` as in scikit-learn, so ``sklearn.base.clone`` works;
 - ``save(dir)`` / ``load(dir)`` — NPZ + JSON with checksums, a copy of the bundle, no pickle;
   a detector refuses a bundle whose hash differs from the one it was fitted on.
 
@@ -42,6 +45,7 @@ from flowcore.errors import BadInputError, DataError, NotFittedError, ParameterE
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.trajectories import CONVERGED, iterate
 from flowcore.analysis.ood._persist import FORMAT, FORMAT_VERSION, read_detector, save_detector  # noqa: F401
+from flowcore.analysis.ood._estimator import ParamsMixin, outlier_proba
 from flowcore.analysis.ood.baselines import Scorer
 from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
 
@@ -50,8 +54,11 @@ __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "
 
 
 
-class OODDetector:
+class OODDetector(ParamsMixin):
     """Several OOD scorers over one bundle, fitted on the same ID data.
+
+    Every method taking ``X`` accepts (N, *input_shape) or flat (N, prod(input_shape)) arrays
+    (PyOD's ``(n_samples, n_features)``); both give identical scores.
 
     Parameters
     ----------
@@ -178,7 +185,7 @@ class OODDetector:
 
     # ---------------------------------------------------------------------- API
     def fit(self, X: Any, y: Any = None, *, checkpoint: RunCheckpoint | None = None) -> "OODDetector":
-        """Fit every method on ID samples ``X`` of shape (N, *input_shape); returns self.
+        """Fit every method on ID samples ``X`` (N, *input_shape) or flat (N, prod(input_shape)); returns self.
 
         ``checkpoint`` (:class:`~flowcore.dynamics.checkpointing.RunCheckpoint`): iterate the
         bank and evidence passes in chunks of ``16 × batch_size`` starts, keep each completed
@@ -230,6 +237,24 @@ class OODDetector:
         """ndarray of shape (n_fit,), float64: the default method's scores on the ID fit data."""
         self._check_fitted()
         return self.fit_scores_[self.default]
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """ndarray of shape (n_fit,), int64: 1 where a fit score is above ``threshold_`` (PyOD)."""
+        return (self.decision_scores_ > self.threshold_).astype(np.int64)
+
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """[P(ID), P(OOD)] per sample of ``X``: ndarray of shape (N, 2), float64 (PyOD's rule).
+
+        ``method="linear"`` scales the default method's score min-max against
+        ``decision_scores_`` and clips to [0, 1]; ``"unify"`` uses the error function of the
+        score standardised by the fit scores (see :func:`~flowcore.analysis.ood._estimator.outlier_proba`).
+        """
+        return outlier_proba(self.decision_scores_, self.decision_function(X), method)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit on ``X`` and return ``labels_``: ndarray of shape (N,), int64 (1 = OOD)."""
+        return self.fit(X).labels_
 
     def decision_function(self, X: Any, *, method: str | None = None) -> np.ndarray:
         """OOD score per sample, ndarray of shape (N,), float64: higher = more OOD."""
@@ -322,3 +347,4 @@ class FeatureDetector(OODDetector):
         kwargs.setdefault("methods", (name,))
         kwargs.setdefault("default", name)
         super().__init__(bundle, **kwargs)
+        self.method = method
