@@ -30,6 +30,7 @@ __all__ = ["group_points", "group_points_ref", "link_radius_sq", "METRICS"]
 
 METRICS = ("cosine", "euclidean")
 _BLOCK = 2048
+_PROJ_ROWS = 8192
 
 
 def link_radius_sq(points: np.ndarray, metric: str, threshold: float, relative: bool = False) -> tuple[np.ndarray, float, bool]:
@@ -121,9 +122,10 @@ def _projection(w: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, float]:
         u = u / nrm
     proj = np.empty(n)
     radius = 0.0
-    for s in range(0, n, 65536):
-        c = w[s : s + 65536].astype(np.float64) - mean
-        proj[s : s + 65536] = c @ u
+    for s in range(0, n, _PROJ_ROWS):  # float64 blocks of 8192 rows (8 MiB at k = 128): bounded extra memory
+        c = w[s : s + _PROJ_ROWS].astype(np.float64)
+        c -= mean
+        proj[s : s + _PROJ_ROWS] = c @ u
         radius = max(radius, float(np.sqrt(np.einsum("ij,ij->i", c, c).max())))
     return proj, 8.0 * (k + 2) * np.finfo(np.float64).eps * (radius + float(np.abs(mean).max()))
 
