@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _machine import cpu_model  # tools/ is on sys.path when a tool runs as a script
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def run(n: int, k: int, out_dir: Path) -> dict:
             "input_mb": res["numba"]["input_mb"], "ari": ari,
         })
     cold = _cold_start(2000, k)
-    return {"rows": rows, "cold_compile_s": cold, "machine": platform.processor() or platform.machine(),
+    return {"rows": rows, "cold_compile_s": cold, "machine": cpu_model(),
             "cpus": os.cpu_count()}
 
 

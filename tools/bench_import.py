@@ -21,21 +21,14 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_model  # tools/ is on sys.path when a tool runs as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_BUNDLE = ROOT / "flowcore" / "data" / "demo" / "bundle"
 TARGETS = {"import flowcore": 0.3, "flowcore info BUNDLE": 0.6}  # seconds, from issue 9
 HEAVY = ("numba", "onnx", "onnxruntime", "sklearn", "matplotlib", "tqdm")
 
 
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _wall(cmd: list[str]) -> float:

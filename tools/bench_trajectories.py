@@ -43,6 +43,8 @@ import pstats
 import sys
 import time
 from pathlib import Path
+
+from _machine import cpu_model  # tools/ is on sys.path when a tool runs as a script
 from typing import Any
 
 import numpy as np
@@ -134,14 +136,6 @@ QUICK = {
 
 
 # --------------------------------------------------------------------------- environment
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment(threads: int) -> dict[str, Any]:
