@@ -158,6 +158,12 @@ def number(p: argparse.ArgumentParser, flag: str, *, default: Any = None, help: 
     return p.add_argument(flag, type=kind, default=default, help=f"{text}{kind.describe()}", **kwargs)
 
 
+def add_stop_rule(p: argparse.ArgumentParser) -> None:
+    """Declare ``--tol`` and ``--max-steps``: the paper's stopping rule, the same on every command that iterates."""
+    number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
+    number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+
+
 def add_force(p: argparse.ArgumentParser) -> None:
     """Declare ``--force`` (its behaviour lives in the output-folder policy)."""
     p.add_argument("--force", action="store_true", help=FORCE_HELP)

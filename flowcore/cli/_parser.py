@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from flowcore import __version__
-from flowcore.cli._args import Parser, add_force, add_resume, number
+from flowcore.cli._args import Parser, add_force, add_resume, add_stop_rule, number
 from flowcore.cli.analysis import add_parsers as add_analysis
 from flowcore.cli.export import add_parser as add_export
 from flowcore.cli.ood import add_parsers
@@ -49,8 +49,7 @@ def _starts_args(p: argparse.ArgumentParser) -> None:
     number(src, "--noise", metavar="N", help="N latent starts drawn from N(0, I)")
     src.add_argument("--starts", metavar="SPEC", help="data file (as --data) or noise:N (as --noise N)")
     number(p, "--seed", default=0, help="seed for --noise (default 0)")
-    number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
-    number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    add_stop_rule(p)
     number(p, "--batch-size", default=4096, help="rows in flight (default 4096)")
     number(p, "--norm-limit", default=1e8, help="norm above which a row is diverged (default 1e8)")
     p.add_argument("--out", help="folder for the result files")

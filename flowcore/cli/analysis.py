@@ -26,14 +26,13 @@ from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import GroupByDistance
 from flowcore.dynamics.trajectories import iterate
 from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
-from flowcore.cli._args import add_force, number
+from flowcore.cli._args import add_force, add_stop_rule, number
 
 __all__ = ["add_parsers", "COMMANDS"]
 
 
 def _traj(p) -> None:
-    number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
-    number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    add_stop_rule(p)
     number(p, "--seed", default=0, help="seed for subsamples and noise starts (default 0)")
 
 

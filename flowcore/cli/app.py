@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from flowcore import __version__
 from flowcore.errors import DataError, FlowcoreError

@@ -21,7 +21,7 @@ from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_iden
 from flowcore.analysis.ood.evaluation import evaluate
 from flowcore.analysis.ood.report import OODReport
 from flowcore.plots.ood import write_report
-from flowcore.cli._args import add_force, add_resume, number
+from flowcore.cli._args import add_force, add_resume, add_stop_rule, number
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -41,8 +41,7 @@ def add_parsers(sub, common) -> None:
     f.add_argument("--bank-source", default="id", choices=["id", "noise"], help="attractor bank from ID or N(0,I) starts")
     number(f, "--n-noise", default=None, help="noise starts for --bank-source noise")
     number(f, "--contamination", default=0.05, help="threshold keeps 1 - this of ID (default 0.05)")
-    number(f, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
-    number(f, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    add_stop_rule(f)
     number(f, "--batch-size", default=4096, help="rows in flight (default 4096)")
     number(f, "--seed", default=0, help="seed for noise starts (default 0)")
     add_force(f)
