@@ -30,7 +30,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowcore.errors import DataError, ParameterError
-from flowcore.io import load_array
 from flowcore.dynamics.sources import (ArrayStarts, EncodedStarts, LatentStarts, NoiseStarts, StartSource, open_array,
                                        read_all)
 from flowcore.validation import Interval, validate_params

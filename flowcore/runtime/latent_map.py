@@ -24,7 +24,7 @@ from flowcore.errors import BackendError, BundleError, DataError, FlowcoreWarnin
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
 from flowcore.runtime.parity import relative_error
-from flowcore.runtime.providers import CPU, CUDA, default_session_options, import_onnxruntime, resolve_providers
+from flowcore.runtime.providers import default_session_options, import_onnxruntime, resolve_providers
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
