@@ -9,8 +9,7 @@
   with the paper's trajectory score (mean distance to the nearest train attractor; higher =
   more OOD).
 
-The FPR95/AUROC use :mod:`flowcore.analysis.ood.metrics`, which needs scikit-learn (the
-``analysis`` extra); everything else is NumPy.
+FPR95/AUROC: :mod:`flowcore.analysis.ood.metrics` (scikit-learn, the ``analysis`` extra); the rest is NumPy.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ __all__ = ["chamfer_similarity", "distinct_fraction", "checkpoint_metrics", "Che
 
 SETS = ("train", "test", "noise")  #: start sets, in the order of the (C, 3) arrays
 _STATUS = ("converged", "max_steps", "diverged")
-_SCALARS = ("mem_mean", "mem_std", "test_mse", "chamfer_noise_train", "fpr95_id_positive", "fpr95_ood_positive",
-            "auroc")
+_SCALARS = ("mem_mean", "mem_std", "test_mse", "chamfer_noise_train", "fpr95_id_positive", "fpr95_ood_positive", "auroc")
 _PER_SET = ("distinct_fraction", "n_attractors", "median_steps")
 
 
@@ -269,6 +267,7 @@ def checkpoint_metrics(
     providers: Any = "cpu",
     batch_size: int = 4096,
     names: list[str] | None = None,
+    engine: str = "auto",
 ) -> CheckpointMetrics:
     """The Fig. 3c–d metrics for each checkpoint, from the same seeded start sets.
 
@@ -298,6 +297,8 @@ def checkpoint_metrics(
     batch_size : int, default 4096
     names : list of str, optional
         Label per checkpoint (default: the bundle path, else its index).
+    engine : str, default "auto"
+        Engine of the train/test runs (:mod:`flowcore.dynamics.engines`); the same results with each.
 
     Returns
     -------
@@ -332,7 +333,7 @@ def checkpoint_metrics(
     idx_tr = subsample_indices(len(x_train), n, seed=seed)
     idx_te = subsample_indices(len(x_test), n, seed=seed + 1)
     grouping = grouping_from_settings(metric, threshold)
-    it = dict(tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
+    it = dict(tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)  # feature runs: engine auto
     out: list[dict[str, Any]] = []
     for ci, item in enumerate(bundles):
         lmap, path = _as_map(item, providers)
@@ -346,7 +347,7 @@ def checkpoint_metrics(
         }
         atts, trajs = {}, {}
         for name, (z0, desc) in z_sets.items():
-            trajs[name] = iterate(lmap, z0, **it)
+            trajs[name] = iterate(lmap, z0, engine=engine, **it)
             atts[name] = find_attractors(trajs[name], grouping=grouping, starts=desc)
         train_att = atts["train"]
         if train_att.n_attractors == 0:

@@ -206,6 +206,7 @@ def memorization_report(
     seed: int = 0,
     batch_size: int = 4096,
     batch: int = 1024,
+    engine: str = "auto",
 ) -> MemorizationReport:
     """Iterate from a start set, deduplicate, decode, and measure memorization.
 
@@ -235,6 +236,8 @@ def memorization_report(
         Start subsampling / noise starts (``seed``) and noise null inputs (``seed + 1``).
     batch_size : int, default 4096
         Rows per ONNX Runtime call and in flight during iteration.
+    engine : str, default "auto"
+        Trajectory engine (:mod:`flowcore.dynamics.engines`); every engine gives the same results.
     batch : int, default 1024
         Block size of the nearest-train search.
 
@@ -245,7 +248,7 @@ def memorization_report(
     """
     x_train_c = lmap.check_inputs(x_train, "x_train")
     z0, desc = latent_starts(lmap, starts, x_train=x_train_c, x_test=x_test, n=n_starts, seed=seed)
-    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
+    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False, engine=engine)
     att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold), starts=desc)
     reps = att.representatives.reshape(att.n_attractors, -1).astype(np.float32)
     decoded = lmap.decode(att.representatives, batch_size=batch_size) if att.n_attractors else \

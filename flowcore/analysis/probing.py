@@ -47,7 +47,8 @@ def _sklearn_linear_model():
 
 def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Generator = 0, tol: float = 1e-6,
                      max_steps: int = 3000, dedupe: bool = False, metric: str = "cosine",
-                     threshold: float = 0.99, batch_size: int = 4096) -> tuple[np.ndarray, dict[str, Any]]:
+                     threshold: float = 0.99, batch_size: int = 4096,
+                     engine: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """Dictionary of noise attractors: iterate f from N(0, I) latents, keep the converged endpoints.
 
     Parameters
@@ -63,6 +64,8 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
         Keep one representative per deduplicated attractor (``metric``/``threshold``) instead of
         every converged endpoint (which may repeat one attractor many times).
     batch_size : int, default 4096
+    engine : str, default "auto"
+        Trajectory engine (:mod:`flowcore.dynamics.engines`); every engine gives the same results.
 
     Returns
     -------
@@ -82,7 +85,7 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     if n < 1:
         raise ParameterError(f"n must be >= 1, got {n}")
     z0 = noise_starts(lmap.latent_shape, n, seed=seed)
-    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
+    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False, engine=engine)
     if dedupe:
         att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold),
                               starts={"kind": "noise", "size": n, "seed": seed if isinstance(seed, int) else None})
@@ -288,6 +291,7 @@ def probe(
     dedupe: bool = False,
     bases: tuple[str, ...] = BASES,
     batch_size: int = 4096,
+    engine: str = "auto",
 ) -> ProbeReport:
     """OMP probing of held-out inputs with the noise dictionary and the two baselines.
 
@@ -308,6 +312,8 @@ def probe(
         See :func:`noise_dictionary`.
     bases : tuple of {"noise", "orthobasis", "pca"}, default all three
     batch_size : int, default 4096
+    engine : str, default "auto"
+        Trajectory engine (:mod:`flowcore.dynamics.engines`); every engine gives the same results.
 
     Returns
     -------
@@ -334,7 +340,7 @@ def probe(
     noise_info = None
     if "noise" in bases:
         d, noise_info = noise_dictionary(lmap, n_noise, seed=seed, tol=tol, max_steps=max_steps, dedupe=dedupe,
-                                         batch_size=batch_size)
+                                         batch_size=batch_size, engine=engine)
         dicts["noise"] = (d, None)
     if "orthobasis" in bases:
         dicts["orthobasis"] = (orthobasis(k, seed=seed + 1), None)

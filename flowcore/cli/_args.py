@@ -32,7 +32,7 @@ import sys
 from typing import Any, Sequence
 
 __all__ = ["Parser", "UsageError", "RANGES", "MAX_COUNT", "MAX_SEED", "FloatRange", "IntRange", "number",
-           "add_force", "add_resume", "check_relations", "walk", "THRESHOLDS", "FORCE_HELP", "RESUME_HELP"]
+           "add_force", "add_resume", "add_stop_rule", "add_engine", "check_relations", "walk", "THRESHOLDS", "FORCE_HELP", "RESUME_HELP"]
 
 MAX_COUNT = 2**31 - 1  # starts, steps, rows in flight: the int32 range ONNX Runtime and the kernels index with
 MAX_SEED = 2**63 - 1  # seeds are stored as int64 in results
@@ -159,9 +159,16 @@ def number(p: argparse.ArgumentParser, flag: str, *, default: Any = None, help: 
 
 
 def add_stop_rule(p: argparse.ArgumentParser) -> None:
-    """Declare ``--tol`` and ``--max-steps``: the paper's stopping rule, the same on every command that iterates."""
+    """Declare ``--tol``, ``--max-steps`` (the paper's stopping rule) and ``--engine`` on every command that iterates."""
     number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
     number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    add_engine(p)
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    """Declare ``--engine`` (flowcore.dynamics.engines): how the trajectories are run, never what they are."""
+    p.add_argument("--engine", default="auto", choices=["auto", "python", "segment", "iobinding"],
+                   help="trajectory engine; every engine gives the same results (default auto: README, Engines)")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

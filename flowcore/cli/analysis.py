@@ -26,7 +26,7 @@ from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import GroupByDistance
 from flowcore.dynamics.trajectories import iterate
 from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
-from flowcore.cli._args import add_force, add_stop_rule, number
+from flowcore.cli._args import add_engine, add_force, add_stop_rule, number
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -84,6 +84,7 @@ def add_parsers(sub, common) -> None:
     number(p, "--n", default=48, help="grid points per axis (default 48)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    add_engine(p)
     add_force(p)
     common(p)
 
@@ -109,7 +110,8 @@ def _cmd_memorization(args, out, emit) -> int:
     lmap = _map(args)
     rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
                               n_starts=args.n_starts, tol=args.tol, max_steps=args.max_steps, metric=args.metric,
-                              threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed)
+                              threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed,
+                              engine=args.engine)
     rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
              "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
     with dest.staged() as tmp:
@@ -153,7 +155,7 @@ def _cmd_dynamics(args, out, emit) -> int:
     dest = out_folder(args, "dynamics", writes=(*CheckpointMetrics.files(), "dynamics.json", "dynamics.csv"))
     metrics = checkpoint_metrics(list(args.checkpoints), load_array(args.train), load_array(args.test),
                                  n_starts=args.n_starts, seed=args.seed, tol=args.tol, max_steps=args.max_steps,
-                                 providers=args.device, names=list(args.checkpoints))
+                                 providers=args.device, names=list(args.checkpoints), engine=args.engine)
     rows = metrics.rows()
     flat = [_flatten(r) for r in rows]
     with dest.staged() as tmp:
@@ -192,7 +194,7 @@ def _cmd_probe(args, out, emit) -> int:
         except ValueError:
             raise ParameterError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
     rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,
-                n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps)
+                n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps, engine=args.engine)
     rows = [{"basis": b, "atoms": int(a), "effective_atoms": int(rep.effective_atoms[b][i]),
              "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
@@ -236,7 +238,7 @@ def _cmd_field(args, out, emit) -> int:
     # basins of the grid points themselves: iterate every grid start, group the endpoints
     gx, gy = np.meshgrid(grid.xs, grid.ys)
     starts = grid.origin + gx.reshape(-1, 1) * grid.basis[0] + gy.reshape(-1, 1) * grid.basis[1]
-    traj = iterate(lmap, starts.astype(np.float32), progress=False if args.quiet else None)
+    traj = iterate(lmap, starts.astype(np.float32), progress=False if args.quiet else None, engine=args.engine)
     att = find_attractors(traj, grouping=GroupByDistance(1e-3, relative=True))
     labels = att.labels.reshape(args.n, args.n)
     steps = np.where(traj.status == 0, traj.steps, -1).reshape(args.n, args.n)

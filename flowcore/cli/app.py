@@ -47,7 +47,7 @@ from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals
 from flowcore.dynamics.attractors import Attractors, find_attractors
 from flowcore.dynamics.stability import Stability, rate_check, stability
-from flowcore.runtime.doctor import diagnose
+from flowcore.runtime.doctor import diagnose, format_report
 from flowcore.cli.demo import run_demo
 from flowcore.cli._args import UsageError
 from flowcore.cli._parser import build_parser
@@ -95,7 +95,7 @@ def _iterate(args, lmap, z0, ckpt: RunCheckpoint | None = None):
     size = chunk_rows(args.batch_size)  # chunks of starts, each its own pass, with or without --out
     return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
                    norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
-                   progress=None if not args.quiet else False, chunk_size=size,
+                   progress=None if not args.quiet else False, chunk_size=size, engine=args.engine,
                    checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None)
 
 
@@ -236,9 +236,8 @@ def _cmd_demo(args, out) -> int:
 
 
 def _cmd_doctor(args, out) -> int:
-    report = diagnose()
-    text = "\n".join(f"{k:22s} {v}" for k, v in report.items())
-    _emit(out, report, args.json, text)
+    report = diagnose(bundle=args.bundle)
+    _emit(out, report, args.json, format_report(report))
     return EXIT_OK if report.get("ok") else EXIT_RUNTIME
 
 

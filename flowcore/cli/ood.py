@@ -86,7 +86,7 @@ def _cmd_fit(args, out, emit) -> int:
     det = OODDetector(args.bundle, methods=methods, default=args.default, contamination=args.contamination,
                       bank_source=args.bank_source, n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps,
                       batch_size=args.batch_size, providers=args.device, intra_op_num_threads=args.threads,
-                      seed=args.seed, progress=None if not args.quiet else False)
+                      seed=args.seed, progress=None if not args.quiet else False, engine=args.engine)
     x = _inputs(det, args.id)  # shape and NaN/Inf checked here, so errors name the file
     ckpt = RunCheckpoint(args.out, {"command": "ood fit", "flowcore": __version__,
                                     "bundle_sha256": det._lmap().bundle.sha256, "id": file_identity(args.id),

@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.dynamics._pass import PassSettings, join_paths, restore_chunk, run_pass
+from flowcore.dynamics._pass import PassSettings, join_paths, restore_chunk
+from flowcore.dynamics.engines import resolve_engine, run_engine
 from flowcore.errors import DataError, ParameterError
 from flowcore.results import Array, Result
 from flowcore.dynamics.features import FeatureRecorder
@@ -167,6 +168,9 @@ def iterate(
     progress: bool | None = None,
     chunk_size: int | None = None,
     checkpoint: ChunkStore | None = None,
+    engine: str = "auto",
+    segment_steps: int | None = None,
+    cuda_graph: bool = False,
 ) -> Trajectories:
     """Iterate the latent map from every start until each row stops.
 
@@ -200,6 +204,14 @@ def iterate(
     checkpoint : ChunkStore, optional
         Write each completed chunk there and read back the chunks already there
         (:mod:`flowcore.dynamics.checkpointing`); needs ``chunk_size``.
+    engine : {"auto", "python", "segment", "iobinding"}, default "auto"
+        How ONNX Runtime is driven (:mod:`flowcore.dynamics.engines`); every engine gives the same
+        results. ``segment`` and ``iobinding`` record no paths or features (``auto`` then runs
+        ``python``). ``settings["engine"]`` names the engine that ran.
+    segment_steps : int, optional
+        Most steps per call of the ``segment`` engine (K; default 32, adapted while running).
+    cuda_graph : bool, default False
+        ``iobinding`` engine on CUDA: capture and replay CUDA graphs per batch bucket.
 
     Returns
     -------
@@ -228,12 +240,16 @@ def iterate(
         raise ParameterError(f"chunk_size must be >= 1, got {chunk_size}")
     if checkpoint is not None and chunk_size is None:
         raise ParameterError("a checkpoint needs a chunk_size")
+    if segment_steps is not None and int(segment_steps) < 1:
+        raise ParameterError(f"segment_steps must be >= 1, got {segment_steps}")
     source = as_start_source(lmap, z0)
     given = source.array if isinstance(source, ArrayStarts) else None
     n = len(source)
     shape = tuple(source.latent_shape)
     every = int(record_every) if record_every else 0
     with_features = bool(features) or reference is not None
+    engine_name = resolve_engine(engine, lmap, record_every=every, features=with_features, cuda_graph=cuda_graph)
+    engine_info: dict[str, Any] = {}
     check_result_memory(n, shape, keep_starts=given is None, record_every=every or None, features=with_features,
                         reference=reference is not None)
     max_steps, batch_size = int(max_steps), int(batch_size)
@@ -263,7 +279,8 @@ def iterate(
                 if given is None:
                     out["starts"][...] = rows
                 recorder = FeatureRecorder(hi - lo, reference) if with_features else None
-                path_c = run_pass(lmap, rows, out, cfg, recorder, bar)
+                path_c, engine_info = run_engine(engine_name, lmap, rows, out, cfg, recorder, bar,
+                                                 segment_steps=segment_steps, cuda_graph=cuda_graph)
                 chunk_feats = recorder.finish(rows, out["final"], out["steps"], out["last_step_sq"]) if recorder else {}
                 if checkpoint is not None:
                     extra = {} if path_c is None else {"path": path_c[0], "path_steps": path_c[1]}
@@ -298,7 +315,10 @@ def iterate(
         "record_every": every or None,
         "stop_rule": "||z_t - z_(t-1)||^2 < tol; steps = applications of f",
         "providers": list(providers) if providers is not None else None,
+        "engine": engine_name,
     }
+    if engine_name != "python":
+        settings["engine_options"] = {**engine_info, **({"cuda_graph": True} if cuda_graph else {})}
     sub = getattr(lmap, "subnormals", None)
     if isinstance(sub, dict) and "fused" in sub:  # the map iterated: subnormal weights found / flushed
         settings["subnormal_weights"] = {"count": sub["fused"]["count"], "flushed": sub["fused"]["flushed"]}

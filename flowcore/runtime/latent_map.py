@@ -20,10 +20,12 @@ import numpy as np
 
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals, flush_subnormals
-from flowcore.errors import BackendError, BundleError, DataError, FlowcoreWarning, ProviderWarning
+from flowcore.errors import BackendError, BundleError, FlowcoreWarning, ProviderWarning
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
 from flowcore.runtime.parity import relative_error
+from flowcore.runtime._arrays import coerce as _coerce
+from flowcore.runtime.segment import segment_model
 from flowcore.runtime.providers import default_session_options, import_onnxruntime, resolve_providers
 
 if TYPE_CHECKING:
@@ -231,6 +233,36 @@ class LatentMap:
         return {w: count_subnormals(_with_external_data(getattr(self.bundle, w), self.bundle.path))
                 for w in ("encoder", "decoder")}
 
+    # ------------------------------------------------------- engine sessions
+    def session_options(self) -> Any:
+        """The ONNX Runtime session options every session of this map is created with."""
+        return self._options()
+
+    def fused_session(self) -> Any:
+        """The ONNX Runtime session of the fused graph (created, its weights flushed, on first use)."""
+        return self._session("fused")
+
+    def segment_session(self) -> Any:
+        """The session of the segment graph (:mod:`flowcore.runtime.segment`) around the fused graph."""
+        sess = self._sessions.get("segment")
+        if sess is None:
+            self._session("fused")  # flushing decided first: the segment graph wraps the graph iterated
+            model = segment_model(self._fused_model, len(self.latent_shape))
+            sess = self._sessions["segment"] = self._new_session("segment", model.SerializeToString())
+        return sess
+
+    def session_with_provider_options(self, options: dict[str, str]) -> Any:
+        """A new session of the fused graph with these options for its first provider (e.g. CUDA graphs)."""
+        self._session("fused")
+        ort = import_onnxruntime()
+        providers = [(self._providers[0], dict(options))] + list(self._providers[1:])
+        try:
+            return ort.InferenceSession(self._fused_model.SerializeToString(), sess_options=self._options(),
+                                        providers=providers)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime could not load the fused graph with {options}: "
+                               f"{str(exc).splitlines()[0]}") from None
+
     @property
     def providers(self) -> list[str]:
         """Providers ONNX Runtime actually uses for the fused graph."""
@@ -327,29 +359,10 @@ class LatentMap:
     def parity(self, reference_encode, reference_decode, inputs: Any, *, batch_size: int = 1024) -> dict[str, Any]:
         """Compare this map's encoder and decoder graphs with the model they came from.
 
-        The adapters pass their framework models as plain functions of NumPy batches; see
-        :func:`flowcore.runtime.parity.parity` (decoders are fed the reference latents).
-
-        Parameters
-        ----------
-        reference_encode : callable
-            ``(b, *input_shape) float32 ndarray -> (b, *latent_shape)`` array-like.
-        reference_decode : callable
-            ``(b, *latent_shape) ndarray -> (b, *input_shape)`` array-like.
-        inputs : ndarray of shape (n, *input_shape), float32
-        batch_size : int, default 1024
-            Rows per run.
-
-        Returns
-        -------
-        dict
-            ``{"n": int, "encoder": float, "decoder": float}``: relative errors
-            max|onnx - reference| / max(max|reference|, 1e-12); lower is better.
-
-        Raises
-        ------
-        ExportError
-            If ``inputs`` is not a float32 array of shape (n, *input_shape) with n >= 1.
+        The adapters pass their framework models as plain functions of NumPy batches
+        (``(b, *input_shape) -> (b, *latent_shape)`` and back); ``inputs`` is (n, *input_shape)
+        float32. Returns ``{"n", "encoder", "decoder"}``, relative errors (lower is better); see
+        :func:`flowcore.runtime.parity.parity` for the whole contract and its errors.
         """
         return _parity(self, reference_encode, reference_decode, inputs, batch_size=batch_size)
 
@@ -365,25 +378,3 @@ class LatentMap:
             "flush_subnormals": self._flush,
             "subnormals": self.subnormals,
         }
-
-
-def _coerce(a: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except Exception:
-        raise DataError(f"{what} could not be read as an array") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise DataError(f"{what} have dtype {arr.dtype}; expected a numeric array")
-    if arr.ndim < 1:
-        raise DataError(f"{what} must have a batch axis; got a scalar")
-    k = int(np.prod(shape, dtype=np.int64))
-    n = arr.shape[0]
-    if tuple(arr.shape[1:]) != tuple(shape):
-        if arr.ndim == 2 and arr.shape[1] == k:
-            arr = arr.reshape((n, *shape))
-        else:
-            raise DataError(
-                f"{what} have shape {tuple(arr.shape)}; expected (N, {', '.join(map(str, shape))})"
-                f"{'' if len(shape) == 1 else f' or (N, {k})'}"
-            )
-    return np.ascontiguousarray(arr, dtype=np.float32)
