@@ -79,6 +79,8 @@ class OODDetector(ParamsMixin):
         Euclidean, so the bank is deduplicated finer than the cosine rule would).
     tol, max_steps, batch_size : trajectory settings (defaults 1e-6, 3000, 4096)
     providers, intra_op_num_threads : ONNX Runtime settings
+    engine : trajectory engine of the bank run (:mod:`flowcore.dynamics.engines`; default auto);
+        runs with features use ``auto``. Not saved: like ``providers``, a choice of the machine.
     seed : int — for noise starts
     """
 
@@ -86,7 +88,8 @@ class OODDetector(ParamsMixin):
                  contamination: float = 0.05, bank_source: str = "id", n_noise: int | None = None,
                  bank: str = "attractors", merge_threshold: float = 1e-3, tol: float = 1e-6,
                  max_steps: int = 3000, batch_size: int = 4096, providers: str | Sequence[str] = "auto",
-                 intra_op_num_threads: int | None = None, seed: int = 0, progress: bool | None = False):
+                 intra_op_num_threads: int | None = None, seed: int = 0, progress: bool | None = False,
+                 engine: str = "auto"):
         self.bundle = bundle
         self.methods = tuple(methods)
         self.default = default
@@ -102,6 +105,7 @@ class OODDetector(ParamsMixin):
         self.intra_op_num_threads = intra_op_num_threads
         self.seed = seed
         self.progress = progress
+        self.engine = engine
 
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
@@ -133,6 +137,7 @@ class OODDetector(ParamsMixin):
         size = chunk_rows(self.batch_size) if checkpoint is not None else None
         return iterate(self._lmap(), z0, tol=self.tol, max_steps=self.max_steps, batch_size=self.batch_size,
                        reference=reference, progress=self.progress, chunk_size=size,
+                       engine=self.engine if reference is None else "auto",
                        checkpoint=checkpoint.stage(stage, size) if checkpoint is not None else None)
 
     def evidence(self, X: Any) -> Evidence:
