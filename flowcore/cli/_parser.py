@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export(sub, _common)
     add_analysis(sub, _common)
 
-    p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts")
+    p = sub.add_parser("doctor", help="report the ONNX Runtime build, providers and conflicts; run a tiny graph on each")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--bundle", default=None,
+                   help="also report the node placement of this bundle's fused latent map (providers per node, Memcpy nodes)")
     return parser

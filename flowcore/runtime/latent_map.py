@@ -26,7 +26,7 @@ from flowcore.runtime.parity import parity as _parity
 from flowcore.runtime.parity import relative_error
 from flowcore.runtime._arrays import coerce as _coerce
 from flowcore.runtime.segment import segment_model
-from flowcore.runtime.providers import default_session_options, import_onnxruntime, resolve_providers
+from flowcore.runtime.providers import default_session_options, import_onnxruntime, provider_options, resolve_providers
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
@@ -178,7 +178,8 @@ class LatentMap:
     def _new_session(self, which: str, source: Any):
         ort = import_onnxruntime()
         try:
-            return ort.InferenceSession(source, sess_options=self._options(), providers=self._providers)
+            return ort.InferenceSession(source, sess_options=self._options(), providers=self._providers,
+                                        provider_options=provider_options(self._providers))
         except Exception as exc:
             raise BackendError(f"ONNX Runtime could not load the {which} graph: {str(exc).splitlines()[0]}") from None
 
@@ -255,10 +256,10 @@ class LatentMap:
         """A new session of the fused graph with these options for its first provider (e.g. CUDA graphs)."""
         self._session("fused")
         ort = import_onnxruntime()
-        providers = [(self._providers[0], dict(options))] + list(self._providers[1:])
         try:
             return ort.InferenceSession(self._fused_model.SerializeToString(), sess_options=self._options(),
-                                        providers=providers)
+                                        providers=self._providers,
+                                        provider_options=provider_options(self._providers, options))
         except Exception as exc:
             raise BackendError(f"ONNX Runtime could not load the fused graph with {options}: "
                                f"{str(exc).splitlines()[0]}") from None
