@@ -32,7 +32,7 @@ fuzz: setup
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 bench: setup
-	$(PY) tools/bench_trajectories.py --out bench_out
+	$(PY) tools/bench_engines.py --out bench_out   # engines vs raw ORT vs torch; ~20-25 min on 2 quiet cores
 	$(PY) tools/bench_grouping.py --out bench_out
 	$(PY) tools/bench_import.py --out bench_out
 	$(PY) tools/bench_memory.py --out bench_out

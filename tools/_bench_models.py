@@ -1,4 +1,4 @@
-"""Models, data and export for ``tools/bench_trajectories.py`` (imports torch).
+"""Models, data and export for the engine benchmark (``tools/bench_engines.py``; imports torch).
 
 Two MLP autoencoders, trained here (seeded) so that the torch baseline and the ONNX bundle hold
 identical weights:

@@ -2,7 +2,7 @@
 
 The shipped demo bundle (``flowcore/data/demo/``, written by ``tools/make_demo_bundle.py``), the
 tests' ``torch_digits_ae`` fixture and the benchmark's demo architecture
-(``tools/bench_trajectories.py``) all come from here::
+(``tools/bench_engines.py``) all come from here::
 
     encoder  (N, 1, 8, 8) -> Flatten -> Linear(64, 64) -> Tanh -> Linear(64, k)      -> (N, k)
     decoder  (N, k) -> Linear(k, 64) -> Tanh -> Linear(64, 64) -> Unflatten -> Sigmoid -> (N, 1, 8, 8)
