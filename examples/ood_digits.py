@@ -46,7 +46,7 @@ from flowcore.analysis.ood.evaluation import MEAN, evaluate  # noqa: E402
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 from flowcore.plots.ood import write_report  # noqa: E402
 
-TRAJECTORY_METHODS = ("trajectory", "features", "features_knn")
+TRAJECTORY_METHODS = ("trajectory", "features", "features_knn", "combined", "combined_max")  # not baselines
 BASELINES = tuple(m for m in METHODS if m not in TRAJECTORY_METHODS)
 PHOTOS = ("camera", "coins", "astronaut", "brick", "grass", "gravel", "moon", "rocket", "coffee", "chelsea",
           "clock")

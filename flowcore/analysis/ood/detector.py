@@ -26,6 +26,9 @@ Methods (``METHODS``):
 ``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
 ``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
 ``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.ood.baselines`).
+``combined``,        mean (``combined_max``: max) of the z-scores of ``features``, ``recon_error``,
+``combined_max``     ``knn_kth50_norm`` and ``latent_mahalanobis``, each standardised by its own
+                     ID fit scores (:class:`~flowcore.analysis.ood.scorers.CombinedScore`).
 """
 
 from __future__ import annotations

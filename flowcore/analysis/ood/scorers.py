@@ -2,7 +2,8 @@
 
 :class:`Evidence` holds what the scorers read about N samples (latents, reconstruction error,
 trajectory features against the ID attractor bank). :class:`TrajectoryScore` is the paper's
-score; :class:`FeatureScore` the two-sided trajectory-feature detector. ``METHODS`` /
+score; :class:`FeatureScore` the two-sided trajectory-feature detector; :class:`CombinedScore`
+the z-normalised combination of complementary scorers. ``METHODS`` /
 :func:`make_scorer` name every scorer :class:`flowcore.analysis.ood.OODDetector` can fit.
 Scores: higher = more OOD.
 """
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowcore.errors import ParameterError
+from flowcore.errors import BadInputError, ParameterError
 from flowcore.validation import Interval, Options, SequenceOf
 from flowcore.analysis.ood.baselines import (
     LatentKNN,
@@ -27,10 +28,12 @@ from flowcore.analysis.ood.baselines import (
     mahalanobis,
 )
 
-__all__ = ["Evidence", "TrajectoryScore", "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]
+__all__ = ["Evidence", "TrajectoryScore", "FeatureScore", "CombinedScore", "METHODS", "DEFAULT_FEATURES",
+           "COMBINED_COMPONENTS", "make_scorer"]
 
 DEFAULT_FEATURES = ("steps", "path_length", "v0_norm", "dist_start", "dist_mean", "dist_final",
                     "latent_norm", "recon_error", "latent_mahalanobis")
+COMBINED_COMPONENTS = ("features", "recon_error", "knn_kth50_norm", "latent_mahalanobis")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,112 @@ class FeatureScore(Scorer):
         return f"trajectory-feature detector: {how} on {len(self.features)} standardised log-features"
 
 
+class CombinedScore(Scorer):
+    """Complementary scorers, each z-normalised by its ID fit scores, then averaged (or maximised).
+
+    For each component method c (a name of ``METHODS``), ``z_c(x) = (s_c(x) − μ_c) / σ_c`` with μ_c,
+    σ_c the mean and standard deviation of c's scores on the ID fit data (leave-one-out for the
+    KNN components, in-sample for the others, exactly the scores ``OODDetector`` thresholds);
+    the score is ``mean_c z_c`` (``reduce="mean"``) or ``max_c z_c`` (``reduce="max"``). No OOD
+    data and nothing but the fit data is used: robust by construction, not tuned on a benchmark.
+    Higher = more OOD.
+
+    Parameters
+    ----------
+    components : sequence of str, default ``COMBINED_COMPONENTS``
+        Method names (each built by :func:`make_scorer`); the default combines the two-sided
+        trajectory features, reconstruction error, L2-normalised latent KNN and latent Mahalanobis.
+    reduce : {"mean", "max"}, default "mean"
+
+    Attributes
+    ----------
+    components_ : dict of str to Scorer — the fitted component scorers
+    loc_, scale_ : ndarray of shape (n_components,), float64 — μ_c and σ_c (σ_c = 1 where 0)
+    """
+
+    _parameter_constraints = {"components": [SequenceOf(str)], "reduce": [Options(str, {"mean", "max"})]}
+
+    def __init__(self, components: Sequence[str] = COMBINED_COMPONENTS, *, reduce: str = "mean"):
+        self.components = components
+        self.reduce = reduce
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "combined" if self.reduce == "mean" else "combined_max"
+
+    @property
+    def needs(self) -> frozenset:  # type: ignore[override]
+        return frozenset().union(*(make_scorer(c).needs for c in _check_components(self.components)))
+
+    def _matrix(self, ev, fit: bool = False) -> np.ndarray:
+        """(N, n_components) float64: the raw component scores (fit scores when ``fit``)."""
+        return np.stack([s.fit_scores(ev) if fit else s.score(ev) for s in self.components_.values()], axis=1)
+
+    def _combine(self, raw: np.ndarray) -> np.ndarray:
+        z = (raw - self.loc_) / self.scale_
+        return z.mean(1) if self.reduce == "mean" else z.max(1)
+
+    def _fit(self, ev) -> None:
+        self.components_ = {c: make_scorer(c).fit(ev) for c in _check_components(self.components)}
+        raw = self._matrix(ev, fit=True)
+        self.loc_ = raw.mean(0)
+        sd = raw.std(0)
+        self.scale_ = np.where(sd > 0, sd, 1.0)
+        self._fit_cache = (ev, raw)
+
+    def _fit_scores(self, ev) -> np.ndarray:
+        cached = self.__dict__.pop("_fit_cache", None)
+        raw = cached[1] if cached is not None and cached[0] is ev else self._matrix(ev, fit=True)
+        return self._combine(raw)
+
+    def _score(self, ev) -> np.ndarray:
+        return self._combine(self._matrix(ev))
+
+    def _saved_params(self) -> dict[str, Any]:
+        return {"components": list(self.components), "reduce": self.reduce}
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(parameters, arrays): ``loc``, ``scale`` and each component's arrays as ``<component>.<name>``."""
+        params, _ = super().state()
+        arrays = {"loc": self.loc_, "scale": self.scale_}
+        for c, s in self.components_.items():
+            arrays.update({f"{c}.{k}": v for k, v in s.state()[1].items()})
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "CombinedScore":
+        """A fitted combination rebuilt from :meth:`state` output (components built by their method name)."""
+        obj = cls(**params)
+        try:
+            names = _check_components(obj.components)
+        except ParameterError as exc:
+            raise BadInputError(f"saved combined scorer: {exc}") from None
+        if "loc" not in arrays or "scale" not in arrays or arrays["loc"].shape != (len(names),) \
+                or arrays["scale"].shape != (len(names),):
+            raise BadInputError(f"saved combined scorer: arrays 'loc' and 'scale' of shape ({len(names)},) are required")
+        obj.components_ = {}
+        for c in names:
+            proto = make_scorer(c)
+            own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(c + ".")}
+            obj.components_[c] = type(proto).from_state(proto._saved_params(), own)
+        obj.loc_, obj.scale_ = np.asarray(arrays["loc"], np.float64), np.asarray(arrays["scale"], np.float64)
+        obj.n_samples_fit_ = None
+        return obj
+
+    def describe(self) -> str:
+        how = "mean" if self.reduce == "mean" else "max"
+        return f"{how} of the ID-fit z-scores of {', '.join(self.components)}"
+
+
+def _check_components(components: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(components)
+    bad = [c for c in names if c not in _FACTORIES or c in ("combined", "combined_max")]
+    if not names or bad or len(set(names)) != len(names):
+        raise ParameterError(f"combined components must be distinct, non-combined method names ({', '.join(_BASE)}); "
+                             f"got {list(names)}")
+    return names
+
+
 _FACTORIES = {
     "trajectory": lambda: TrajectoryScore(),
     "features": lambda: FeatureScore(method="mahalanobis"),
@@ -172,9 +281,12 @@ _FACTORIES = {
     "knn_mean50": lambda: LatentKNN(50, reduce="mean"),
     "knn_kth50_norm": lambda: LatentKNN(50, reduce="kth", normalize=True),
 }
+_BASE = tuple(_FACTORIES)
+_FACTORIES["combined"] = lambda: CombinedScore(reduce="mean")
+_FACTORIES["combined_max"] = lambda: CombinedScore(reduce="max")
 METHODS = tuple(_FACTORIES)
 _CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
-                                     LatentMahalanobis, LatentKNN)}
+                                     LatentMahalanobis, LatentKNN, CombinedScore)}
 
 
 def make_scorer(name: str) -> Scorer:

@@ -1,0 +1,205 @@
+"""Tables and the selection protocol of ``examples/ood_benchmark.py``, from long-format metric records.
+
+A record is one method on one OOD set of one (model, seed, split)::
+
+    {"model": "conv-k32", "seed": 0, "family": "near", "set": "rotated 90", "split": "test",
+     "group": "flowcore" | "pyod" | "paper", "method": "features",
+     "auroc": ..., "fpr95_id_positive": ..., "fpr95_ood_positive": ...}        # fractions
+
+Family values: far / near are the mean over the family's sets per seed, then mean ± std over
+seeds; novelty is mean ± std over held-out classes (× seeds). Best per column in bold (highest
+AUROC, lowest FPR95), among flowcore's and PyOD's methods.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+__all__ = ["FAMILIES", "METRIC_NAMES", "family_samples", "family_table", "set_table", "paper_table",
+           "select", "selection_markdown", "target_check", "target_markdown"]
+
+FAMILIES = ("far", "near", "novelty")
+METRIC_NAMES = {"auroc": "AUROC", "fpr95_id_positive": "FPR95 ID+", "fpr95_ood_positive": "FPR95 OOD+"}
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def family_samples(records: list[dict], *, split: str = "test", groups=("flowcore", "pyod")) -> dict:
+    """(family, model, method, metric) -> list of samples (fractions), as the module docstring says."""
+    per = defaultdict(list)  # (family, model, method, seed) -> rows
+    for r in records:
+        if r["split"] == split and r["group"] in groups:
+            per[(r["family"], r["model"], r["method"], r["seed"])].append(r)
+    out = defaultdict(list)
+    for (fam, model, method, _seed), rows in per.items():
+        for m in METRIC_NAMES:
+            vals = [r[m] for r in rows]
+            out[(fam, model, method, m)].extend(vals if fam == "novelty" else [float(np.mean(vals))])
+    return out
+
+
+def _cell(vals: list[float], bold: bool) -> str:
+    text = f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals):.1f}" if len(vals) > 1 else f"{100 * vals[0]:.1f}"
+    return f"**{text}**" if bold else text
+
+
+def _bold_sets(table: dict, rows: list, cols: list) -> set:
+    """Cells (row, col) that are best in their column: col = (…, metric)."""
+    best = set()
+    for c in cols:
+        metric = c[-1]
+        vals = {r: np.mean(table[(r, c)]) for r in rows if (r, c) in table}
+        if not vals:
+            continue
+        target = max(vals.values()) if metric == "auroc" else min(vals.values())
+        best.update((r, c) for r, v in vals.items() if round(100 * v, 1) == round(100 * target, 1))
+    return best
+
+
+def family_table(records: list[dict], family: str, methods: list[str]) -> str:
+    """Markdown: rows = methods, columns = model × (AUROC, FPR95 ID+, FPR95 OOD+), mean ± std in %."""
+    samples = family_samples(records)
+    models = _ordered(r["model"] for r in records if r["family"] == family)
+    cols = [(mo, m) for mo in models for m in METRIC_NAMES]
+    table = {(me, c): samples[(family, c[0], me, c[1])] for me in methods for c in cols
+             if samples.get((family, c[0], me, c[1]))}
+    bold = _bold_sets(table, methods, cols)
+    head = "| method | " + " | ".join(f"{mo} {METRIC_NAMES[m]}" for mo, m in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    for me in methods:
+        cells = [_cell(table[(me, c)], (me, c) in bold) if (me, c) in table else "–" for c in cols]
+        lines.append(f"| {me} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def set_table(records: list[dict], family: str, model: str, methods: list[str]) -> str:
+    """Markdown: AUROC per set (mean ± std over seeds) for one family and model."""
+    rows = [r for r in records if r["split"] == "test" and r["family"] == family and r["model"] == model]
+    sets = _ordered(r["set"] for r in rows)
+    vals = defaultdict(list)
+    for r in rows:
+        vals[(r["method"], (r["set"], "auroc"))].append(r["auroc"])
+    cols = [(s, "auroc") for s in sets]
+    bold = _bold_sets(vals, [m for m in methods], cols)
+    lines = ["| method | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
+    for me in methods:
+        cells = [_cell(vals[(me, c)], (me, c) in bold) if vals.get((me, c)) else "–" for c in cols]
+        lines.append(f"| {me} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paper_table(records: list[dict], variants: list[str]) -> str:
+    """Markdown: the paper-score variants, AUROC mean over the far / near sets, mean ± std over seeds."""
+    samples = family_samples(records, groups=("paper",))
+    models = _ordered(r["model"] for r in records if r["group"] == "paper")
+    cols = [(mo, fam) for mo in models for fam in ("far", "near")]
+    head = "| variant | " + " | ".join(f"{mo} {fam} AUROC" for mo, fam in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    for v in variants:
+        cells = [_cell(samples[(fam, mo, v, "auroc")], False) if samples.get((fam, mo, v, "auroc")) else "–"
+                 for mo, fam in cols]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fam_means(records: list[dict], split: str, candidates: list[str]) -> dict:
+    """(model, seed) -> method -> family -> mean AUROC over the family's sets (classes for novelty)."""
+    acc = defaultdict(list)
+    for r in records:
+        if r["split"] == split and r["group"] == "flowcore" and r["method"] in candidates:
+            acc[((r["model"], r["seed"]), r["method"], r["family"])].append(r["auroc"])
+    out: dict = defaultdict(lambda: defaultdict(dict))
+    for (ms, m, fam), v in acc.items():
+        out[ms][m][fam] = float(np.mean(v))
+    return out
+
+
+def select(records: list[dict], candidates: list[str]) -> dict:
+    """Leave-one-OOD-family-out selection among ``candidates`` (flowcore's methods).
+
+    For each (model, seed) and each family F: the candidate with the best mean validation AUROC
+    over the *other* families (ties: first in ``candidates``) is reported with its *test* AUROC
+    on F. ``overall``: the candidate with the best mean validation AUROC over all families.
+    Validation rows only ever choose; test rows only ever report.
+    """
+    val, test = _fam_means(records, "val", candidates), _fam_means(records, "test", candidates)
+    rows, counts, overall = [], defaultdict(int), {}
+    for ms in val:
+        fams = [f for f in FAMILIES if all(f in val[ms][m] for m in candidates)]
+        for held in fams:
+            others = [f for f in fams if f != held]
+            if not others:
+                continue
+            score = {m: float(np.mean([val[ms][m][f] for f in others])) for m in candidates}
+            chosen = max(candidates, key=lambda m: (score[m], -candidates.index(m)))
+            oracle = max(candidates, key=lambda m: test[ms][m][held])
+            rows.append({"model": ms[0], "seed": ms[1], "held_out_family": held, "chosen": chosen,
+                         "val_auroc_other_families": score[chosen], "test_auroc_chosen": test[ms][chosen][held],
+                         "test_auroc_features": test[ms].get("features", {}).get(held),
+                         "test_auroc_combined": test[ms].get("combined", {}).get(held),
+                         "test_best_method": oracle, "test_auroc_best": test[ms][oracle][held]})
+            counts[chosen] += 1
+        if fams:
+            allv = {m: float(np.mean([val[ms][m][f] for f in fams])) for m in candidates}
+            overall[f"{ms[0]} seed {ms[1]}"] = max(candidates, key=lambda m: (allv[m], -candidates.index(m)))
+    return {"candidates": list(candidates), "rows": rows, "counts": dict(counts), "overall": overall}
+
+
+def selection_markdown(sel: dict) -> str:
+    lines = ["| model | seed | held-out family | chosen (on the other families' validation) | its val AUROC | "
+             "its test AUROC | features test | combined test | best flowcore method on test (oracle) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for r in sel["rows"]:
+        lines.append(f"| {r['model']} | {r['seed']} | {r['held_out_family']} | {r['chosen']} | "
+                     f"{f(r['val_auroc_other_families'])} | {f(r['test_auroc_chosen'])} | {f(r['test_auroc_features'])} | "
+                     f"{f(r['test_auroc_combined'])} | {r['test_best_method']} ({f(r['test_auroc_best'])}) |")
+    n = max(1, len(sel["rows"]))
+    lines += ["", "Times chosen (leave-one-family-out): "
+              + (", ".join(f"`{m}` {c}/{n}" for m, c in sorted(sel["counts"].items(), key=lambda t: -t[1])) or "none"),
+              "", "Chosen on all families' validation splits: "
+              + (", ".join(f"{k}: `{v}`" for k, v in sel["overall"].items()) or "none")]
+    return "\n".join(lines)
+
+
+def target_check(records: list[dict], defaults: list[str], methods: list[str]) -> list[dict]:
+    """Per family × model: the best method (flowcore or PyOD, seed-mean test AUROC) and each default's gap."""
+    samples = family_samples(records)
+    out = []
+    models = _ordered(r["model"] for r in records)
+    for fam in FAMILIES:
+        for mo in models:
+            means = {m: float(np.mean(samples[(fam, mo, m, "auroc")])) for m in methods
+                     if samples.get((fam, mo, m, "auroc"))}
+            if not means:
+                continue
+            best = max(means, key=means.get)
+            out.append({"family": fam, "model": mo, "best": best, "best_auroc": means[best],
+                        **{f"gap_{d}": 100 * (means[d] - means[best]) for d in defaults if d in means}})
+    return out
+
+
+def target_markdown(check: list[dict], defaults: list[str], records: list[dict]) -> str:
+    lines = ["| family | model | best method | its AUROC | " + " | ".join(f"{d} − best (points)" for d in defaults)
+             + " |", "|---" * (4 + len(defaults)) + "|"]
+    for c in check:
+        gaps = [f"{c[f'gap_{d}']:+.1f}" + ("" if c[f"gap_{d}"] >= -1.0 else " (miss)") if f"gap_{d}" in c else "–"
+                for d in defaults]
+        lines.append(f"| {c['family']} | {c['model']} | {c['best']} | {100 * c['best_auroc']:.1f} | "
+                     + " | ".join(gaps) + " |")
+    samples = family_samples(records)
+    models = _ordered(r["model"] for r in records)
+    peers = ("pyod AutoEncoder", "pyod AutoEncoder/raw", "pyod VAE", "pyod VAE/raw")
+    lines += ["", "Mean test AUROC over the three families (each family weighted equally):", "",
+              "| model | " + " | ".join(list(defaults) + list(peers)) + " |", "|---" * (1 + len(defaults) + len(peers)) + "|"]
+    for mo in models:
+        cells = []
+        for m in list(defaults) + list(peers):
+            fams = [np.mean(samples[(f, mo, m, "auroc")]) for f in FAMILIES if samples.get((f, mo, m, "auroc"))]
+            cells.append(f"{100 * np.mean(fams):.1f}" if fams else "–")
+        lines.append(f"| {mo} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
