@@ -2,9 +2,9 @@
 and an MLP AE, seeded, trained with :func:`flowcore_torch.recipes.train_autoencoder` and exported
 with :func:`flowcore_torch.export` (the real exporter, parity-checked).
 
-- ``conv``: ``ood_digits.build_model(k, d=32)`` — Conv2d 1→32→64→128 (3×3, stride 2, ReLU;
+- ``conv``: :func:`flowcore_torch.recipes.conv_autoencoder` (``d = 32``) — Conv2d 1→32→64→128 (3×3, stride 2, ReLU;
   28→14→7→4), Linear → k; mirrored decoder (Linear, 3 ConvTranspose2d, Sigmoid).
-- ``mlp``: Flatten, Linear 784→256, ReLU, Linear 256→128, ReLU, Linear 128→k; decoder
+- ``mlp``: :func:`flowcore_torch.recipes.mlp_autoencoder` — Flatten, Linear 784→256, ReLU, Linear 256→128, ReLU, Linear 128→k; decoder
   Linear k→128, ReLU, Linear 128→256, ReLU, Linear 256→784, Sigmoid, Unflatten to (1, 28, 28).
 
 Both: Adam lr 1e-3, weight decay 1e-4, batch 64, MSE, one torch thread; the initial weights
@@ -19,35 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ood_digits import build_model as build_conv
-
-__all__ = ["RECIPE", "build_mlp", "build", "train_and_export"]
+__all__ = ["RECIPE", "build", "train_and_export"]
 
 RECIPE = {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "conv_width": 32, "mlp_hidden": (256, 128)}
 
 
-def build_mlp(k: int, hidden: tuple[int, int] = RECIPE["mlp_hidden"]):
-    """MLP AE, (N, 1, 28, 28) -> (N, k) -> (N, 1, 28, 28): (encoder, decoder) ``nn.Sequential``."""
-    from torch import nn  # noqa: PLC0415
-
-    h1, h2 = hidden
-    enc = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, k))
-    dec = nn.Sequential(nn.Linear(k, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784), nn.Sigmoid(),
-                        nn.Unflatten(1, (1, 28, 28)))
-    return enc, dec
-
-
 def build(kind: str, k: int, seed: int):
-    """Freshly initialised (encoder, decoder) of ``kind`` ("conv" or "mlp"), weights from ``seed`` only."""
-    import torch  # noqa: PLC0415
+    """Freshly initialised (encoder, decoder) of ``kind`` ("conv" or "mlp"), weights from ``seed`` only
+    (:func:`flowcore_torch.recipes.seeded_autoencoder`)."""
+    from flowcore_torch.recipes import seeded_autoencoder  # noqa: PLC0415  (torch: only for training)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if kind == "conv":
-            return build_conv(k, RECIPE["conv_width"])
-        if kind == "mlp":
-            return build_mlp(k)
-    raise ValueError(f"unknown model kind {kind!r}; choose conv or mlp")
+    width = {"conv": RECIPE["conv_width"], "mlp": RECIPE["mlp_hidden"]}.get(kind)
+    return seeded_autoencoder(kind, k, seed=seed, width=width)
 
 
 def train_and_export(kind: str, k: int, seed: int, epochs: int, x_train: np.ndarray, x_check: np.ndarray,

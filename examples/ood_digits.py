@@ -117,54 +117,26 @@ def ood_sets(x_test: np.ndarray, x_train: np.ndarray, n: int, seed: int) -> tupl
 
 
 # -------------------------------------------------------------------------- model
-def build_model(k: int, d: int):
-    """Conv AE, (N, 1, 28, 28) -> (N, k) -> (N, 1, 28, 28): Table 4 scaled down (3 stride-2 layers)."""
-    from torch import nn  # noqa: PLC0415
-
-    enc = nn.Sequential(
-        nn.Conv2d(1, d, 3, 2, 1), nn.ReLU(),            # 28 -> 14
-        nn.Conv2d(d, 2 * d, 3, 2, 1), nn.ReLU(),        # 14 -> 7
-        nn.Conv2d(2 * d, 4 * d, 3, 2, 1), nn.ReLU(),    # 7 -> 4
-        nn.Flatten(), nn.Linear(4 * d * 16, k),
-    )
-    dec = nn.Sequential(
-        nn.Linear(k, 4 * d * 16), nn.ReLU(), nn.Unflatten(1, (4 * d, 4, 4)),
-        nn.ConvTranspose2d(4 * d, 2 * d, 3, 2, 1, output_padding=0), nn.ReLU(),  # 4 -> 7
-        nn.ConvTranspose2d(2 * d, d, 3, 2, 1, output_padding=1), nn.ReLU(),      # 7 -> 14
-        nn.ConvTranspose2d(d, 1, 3, 2, 1, output_padding=1), nn.Sigmoid(),       # 14 -> 28
-    )
-    return enc, dec
-
-
 def train(x_train: np.ndarray, x_test: np.ndarray, *, k: int, d: int, epochs: int, lr: float, weight_decay: float,
           batch_size: int, seed: int):
-    """Adam on MSE with one torch thread; returns (encoder, decoder, info)."""
-    import torch  # noqa: PLC0415
+    """The conv AE of :func:`flowcore_torch.recipes.conv_autoencoder` (width ``d``, weights from
+    ``seed``), trained by :func:`flowcore_torch.recipes.train_autoencoder` (Adam on MSE, one torch
+    thread, batch order from ``seed``); returns (encoder, decoder, info)."""
+    from flowcore_torch.recipes import reconstruction_mse, seeded_autoencoder, train_autoencoder  # noqa: PLC0415
 
-    torch.set_num_threads(1)  # torch and ONNX Runtime share this process (2 threads was far slower)
-    torch.manual_seed(seed)
-    enc, dec = build_model(k, d)
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=lr, weight_decay=weight_decay)
-    xt, xv = torch.from_numpy(x_train), torch.from_numpy(x_test)
-    gen = torch.Generator().manual_seed(seed)
+    enc, dec = seeded_autoencoder("conv", k, seed=seed, width=d)
     t0 = time.perf_counter()
-    for ep in range(epochs):
-        enc.train(), dec.train()
-        order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for s in range(0, len(xt), batch_size):
-            b = xt[order[s : s + batch_size]]
-            loss = ((dec(enc(b)) - b) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(b)
-        if ep == epochs - 1 or ep % 10 == 0:
-            log(f"  epoch {ep + 1}/{epochs}: train MSE {total / len(xt):.5f} ({time.perf_counter() - t0:.0f} s)")
-    enc.eval(), dec.eval()
-    with torch.no_grad():
-        mse = lambda x: float(((dec(enc(x)) - x) ** 2).mean())  # noqa: E731
-        info = {"train_mse": mse(xt), "test_mse": mse(xv), "train_seconds": round(time.perf_counter() - t0, 1)}
+
+    def on_epoch(ep, _enc, _dec, train_mse, _test_mse):
+        if ep == epochs or (ep - 1) % 10 == 0:
+            log(f"  epoch {ep}/{epochs}: train MSE {train_mse:.5f} ({time.perf_counter() - t0:.0f} s)")
+        return False
+
+    # one torch thread: torch and ONNX Runtime share this process (2 threads was far slower)
+    enc, dec, _ = train_autoencoder(enc, dec, x_train, epochs=epochs, batch_size=batch_size, lr=lr,
+                                    weight_decay=weight_decay, seed=seed, threads=1, on_epoch=on_epoch)
+    info = {"train_mse": reconstruction_mse(enc, dec, x_train), "test_mse": reconstruction_mse(enc, dec, x_test),
+            "train_seconds": round(time.perf_counter() - t0, 1)}
     return enc, dec, info
 
 

@@ -16,6 +16,13 @@ from a seeded ``torch.Generator``.
 >>> from flowcore_torch.recipes import digits_split, train_digits_autoencoder   # doctest: +SKIP
 >>> data = digits_split(seed=0)                                                 # doctest: +SKIP
 >>> enc, dec, loss = train_digits_autoencoder(data["x_train"], seed=0)          # doctest: +SKIP
+
+The MNIST (28×28) autoencoders of the examples (``examples/ood_digits.py``,
+``examples/ood_benchmark.py``, ``examples/reproduce_digits.py``) live here too, in one place:
+:func:`conv_autoencoder` (the paper's Table 4 conv AE scaled down), :func:`mlp_autoencoder`, and
+:func:`seeded_autoencoder` which draws either from a seed alone. Training: :func:`train_autoencoder`
+(one torch thread, ``torch.use_deterministic_algorithms(True)``, seeded batch order; an
+``on_epoch`` callback sees the test MSE of every epoch and may stop the run).
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ __all__ = [
     "train_autoencoder",
     "train_digits_autoencoder",
     "DIGITS_RECIPE",
+    "conv_autoencoder",
+    "mlp_autoencoder",
+    "seeded_autoencoder",
+    "MNIST_RECIPES",
+    "reconstruction_mse",
 ]
 
 DIGITS_RECIPE = {"k": 8, "hidden": 64, "epochs": 150, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-4}
@@ -66,6 +78,73 @@ def digits_autoencoder(k: int = 8, hidden: int = 64, *, seed: int = 0) -> tuple[
         return digits_encoder(k, hidden), digits_decoder(k, hidden)
 
 
+MNIST_RECIPES = {
+    "conv": {"width": 32, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
+             "layers": "Conv2d 1->d->2d->4d (3x3, stride 2, pad 1, ReLU; 28->14->7->4), Flatten, Linear -> k; "
+                       "decoder Linear, ReLU, Unflatten, 3 ConvTranspose2d (ReLU), Sigmoid"},
+    "mlp": {"width": (256, 128), "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
+            "layers": "Flatten, Linear 784->256, ReLU, Linear 256->128, ReLU, Linear 128->k; decoder Linear k->128, "
+                      "ReLU, Linear 128->256, ReLU, Linear 256->784, Sigmoid, Unflatten (1, 28, 28)"},
+}
+"""The MNIST autoencoders of the examples: default width and training settings per kind."""
+
+
+def conv_autoencoder(k: int, d: int = 32) -> tuple[nn.Sequential, nn.Sequential]:
+    """Conv AE, (N, 1, 28, 28) float32 -> (N, k) -> (N, 1, 28, 28) float32 in (0, 1).
+
+    The paper's Table 4 scaled down to 28×28 and three stride-2 layers (width d → 2d → 4d); the
+    weights come from torch's global RNG (see :func:`seeded_autoencoder` for seeded ones).
+    """
+    enc = nn.Sequential(
+        nn.Conv2d(1, d, 3, 2, 1), nn.ReLU(),            # 28 -> 14
+        nn.Conv2d(d, 2 * d, 3, 2, 1), nn.ReLU(),        # 14 -> 7
+        nn.Conv2d(2 * d, 4 * d, 3, 2, 1), nn.ReLU(),    # 7 -> 4
+        nn.Flatten(), nn.Linear(4 * d * 16, k),
+    )
+    dec = nn.Sequential(
+        nn.Linear(k, 4 * d * 16), nn.ReLU(), nn.Unflatten(1, (4 * d, 4, 4)),
+        nn.ConvTranspose2d(4 * d, 2 * d, 3, 2, 1, output_padding=0), nn.ReLU(),  # 4 -> 7
+        nn.ConvTranspose2d(2 * d, d, 3, 2, 1, output_padding=1), nn.ReLU(),      # 7 -> 14
+        nn.ConvTranspose2d(d, 1, 3, 2, 1, output_padding=1), nn.Sigmoid(),       # 14 -> 28
+    )
+    return enc, dec
+
+
+def mlp_autoencoder(k: int, hidden: tuple[int, int] = (256, 128)) -> tuple[nn.Sequential, nn.Sequential]:
+    """MLP AE, (N, 1, 28, 28) float32 -> (N, k) -> (N, 1, 28, 28) float32 in (0, 1) (global RNG)."""
+    h1, h2 = hidden
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, k))
+    dec = nn.Sequential(nn.Linear(k, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784), nn.Sigmoid(),
+                        nn.Unflatten(1, (1, 28, 28)))
+    return enc, dec
+
+
+def seeded_autoencoder(kind: str, k: int, *, seed: int, width=None) -> tuple[nn.Module, nn.Module]:
+    """A freshly initialised (encoder, decoder) of ``kind`` ("conv" or "mlp"), weights from ``seed`` only.
+
+    ``torch.manual_seed(seed)`` inside :func:`torch.random.fork_rng`, encoder first; ``width`` is
+    the conv width d or the MLP's two hidden sizes (default: :data:`MNIST_RECIPES`).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``.
+    """
+    if kind not in MNIST_RECIPES:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MNIST_RECIPES)}")
+    w = MNIST_RECIPES[kind]["width"] if width is None else width
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return conv_autoencoder(k, int(w)) if kind == "conv" else mlp_autoencoder(k, tuple(w))
+
+
+def reconstruction_mse(encoder: nn.Module, decoder: nn.Module, x: np.ndarray) -> float:
+    """Mean squared error of ``decoder(encoder(x))`` against ``x`` (N, ...) float32, no gradients."""
+    with torch.no_grad():
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return float(((decoder(encoder(xt)) - xt) ** 2).mean())
+
+
 def digits_split(seed: int = 0, n_test: int = 360) -> dict[str, np.ndarray]:
     """scikit-learn digits / 16 as (N, 1, 8, 8) float32 in [0, 1]; the last ``n_test`` of a permutation
     seeded with ``seed`` are the test split (needs scikit-learn).
@@ -97,6 +176,9 @@ def train_autoencoder(
     weight_decay: float = 0.0,
     seed: int = 0,
     threads: int = 1,
+    x_test: np.ndarray | None = None,
+    on_epoch=None,
+    deterministic: bool = True,
 ) -> tuple[nn.Module, nn.Module, float]:
     """Train ``decoder(encoder(x)) ≈ x`` with Adam on MSE, batch order from a seeded generator.
 
@@ -113,6 +195,16 @@ def train_autoencoder(
     threads : int, default 1
         torch threads while training (small models on shared cores train fastest and steadiest
         on one); the previous number is restored.
+    x_test : ndarray of shape (n_test, *input_shape), float32, optional
+        Held-out inputs: their MSE is computed after every epoch (eval mode, no gradients; it
+        touches no RNG, so the trained weights do not depend on it) and passed to ``on_epoch``.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, encoder, decoder, train_mse, test_mse) -> bool`` after every epoch
+        (``epoch`` counts from 1, the modules are in eval mode, ``test_mse`` is None without
+        ``x_test``); a true return stops training there.
+    deterministic : bool, default True
+        ``torch.use_deterministic_algorithms(True)`` while training (the previous setting is
+        restored).
 
     Returns
     -------
@@ -121,8 +213,9 @@ def train_autoencoder(
     loss : float
         Mean MSE over the last epoch.
     """
-    prev = torch.get_num_threads()
+    prev, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(bool(deterministic) or prev_det)
     try:
         opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=lr,
                                weight_decay=weight_decay)
@@ -131,7 +224,7 @@ def train_autoencoder(
         encoder.train()
         decoder.train()
         last = float("nan")
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             perm = torch.randperm(len(x), generator=gen)
             total = 0.0
             for i in range(0, len(x), batch_size):
@@ -142,8 +235,15 @@ def train_autoencoder(
                 opt.step()
                 total += float(loss.detach()) * len(xb)
             last = total / len(x)
+            if on_epoch is not None:
+                encoder.train(False), decoder.train(False)
+                test = None if x_test is None else reconstruction_mse(encoder, decoder, x_test)
+                if on_epoch(epoch, encoder, decoder, last, test):
+                    break
+                encoder.train(), decoder.train()
     finally:
         torch.set_num_threads(prev)
+        torch.use_deterministic_algorithms(prev_det)
     return encoder.train(False), decoder.train(False), last  # inference mode
 
 
