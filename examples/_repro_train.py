@@ -165,7 +165,8 @@ def train_job(job: dict, x_train: np.ndarray, x_test: np.ndarray, cache: str) ->
         torch.save(states[ep], folder / name)
         files[name] = _sha(folder / name)
         enc.load_state_dict(states[ep]["encoder"]), dec.load_state_dict(states[ep]["decoder"])
-        enc.eval(), dec.eval()
+        enc.train(False)  # inference mode (torch's Module.eval)
+        dec.train(False)
         bundles[str(ep)] = f"bundle_ep{ep:04d}"
         _export(enc, dec, x_train[:8], folder / bundles[str(ep)], f"{WRITER} {job_name(job)} epoch {ep}")
     atomic_write_json(folder / "history.json", {"job": job, "history": history})

@@ -103,7 +103,8 @@ def get_model(name: str, out: Path, seed: int, *, epochs: int | None = None):
         state = torch.load(folder / "torch.pt", weights_only=True)
         enc.load_state_dict(state["encoder"])
         dec.load_state_dict(state["decoder"])
-        enc.eval(), dec.eval()
+        enc.train(False)  # inference mode (torch's Module.eval)
+        dec.train(False)
         info.update(meta, cached=True)
         bundle = DEMO_BUNDLE if recipe["kind"] == "demo" else folder / "bundle"
         log(f"{name}: cached model reused ({folder})")
