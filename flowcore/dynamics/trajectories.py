@@ -318,7 +318,7 @@ def iterate(
         "engine": engine_name,
     }
     if engine_name != "python":
-        settings["engine_options"] = {**engine_info, **({"cuda_graph": True} if cuda_graph else {})}
+        settings["engine_options"] = engine_info
     sub = getattr(lmap, "subnormals", None)
     if isinstance(sub, dict) and "fused" in sub:  # the map iterated: subnormal weights found / flushed
         settings["subnormal_weights"] = {"count": sub["fused"]["count"], "flushed": sub["fused"]["flushed"]}

@@ -175,13 +175,16 @@ class LatentMap:
         self._sessions[which] = sess
         return sess
 
-    def _new_session(self, which: str, source: Any):
+    def _new_session(self, which: str, source: Any, extra: dict[str, str] | None = None):
+        """A session of ``source`` on this map's providers (``extra``: options for the first provider)."""
         ort = import_onnxruntime()
         try:
             return ort.InferenceSession(source, sess_options=self._options(), providers=self._providers,
-                                        provider_options=provider_options(self._providers))
+                                        provider_options=provider_options(self._providers, extra))
         except Exception as exc:
-            raise BackendError(f"ONNX Runtime could not load the {which} graph: {str(exc).splitlines()[0]}") from None
+            with_extra = f" with {extra}" if extra else ""
+            raise BackendError(f"ONNX Runtime could not load the {which} graph{with_extra}: "
+                               f"{str(exc).splitlines()[0]}") from None
 
     def _probe(self, which: str) -> tuple[str, np.ndarray]:
         """A fixed probe batch for ``which``: (input name, (16, *shape) float32)."""
@@ -254,15 +257,8 @@ class LatentMap:
 
     def session_with_provider_options(self, options: dict[str, str]) -> Any:
         """A new session of the fused graph with these options for its first provider (e.g. CUDA graphs)."""
-        self._session("fused")
-        ort = import_onnxruntime()
-        try:
-            return ort.InferenceSession(self._fused_model.SerializeToString(), sess_options=self._options(),
-                                        providers=self._providers,
-                                        provider_options=provider_options(self._providers, options))
-        except Exception as exc:
-            raise BackendError(f"ONNX Runtime could not load the fused graph with {options}: "
-                               f"{str(exc).splitlines()[0]}") from None
+        self._session("fused")  # flushing decided first, as for every engine session
+        return self._new_session("fused", self._fused_model.SerializeToString(), dict(options))
 
     @property
     def providers(self) -> list[str]:
