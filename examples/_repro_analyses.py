@@ -126,7 +126,9 @@ class TorchMap:
     """
 
     def __init__(self, encoder, decoder, k: int):
-        self.encoder, self.decoder, self.latent_shape = encoder.eval(), decoder.eval(), (int(k),)
+        encoder.train(False)  # inference mode (torch's Module.eval)
+        decoder.train(False)
+        self.encoder, self.decoder, self.latent_shape = encoder, decoder, (int(k),)
 
     def __call__(self, z: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
         import torch  # noqa: PLC0415  (torch: the examples' extra)

@@ -76,10 +76,10 @@ def verdicts(c: dict, aggs: dict) -> list[str]:
         allc = all(row["contracts"]["mean"] == 1.0 for row in ct.values())
         V.append("- **Every architecture contracts at initialization (PAPER Fig. 6):** "
                  f"{'reproduces for every model here' if allc else 'NOT for every model here'} — σ_out/σ_in "
-                 + ", ".join(f"{kd} k={k}: {fmt(r['ratio']['mean'])} ± {fmt(r['ratio']['std'])}"
+                 + ", ".join(f"{kd} k={k}: {fmt(r['ratio']['mean'], -1)} ± {fmt(r['ratio']['std'], -1)}"
                              for (kd, k), r in ct.items())
-                 + f" over {len(c['contraction_seeds'])} seeds. Only the MLP and conv AEs: torchvision (the paper's "
-                   "12 backbones) is not installed here.")
+                 + f" over {len(c['contraction_seeds'])} seeds (the paper's 12 torchvision backbones: three of their "
+                   "architectures here, rebuilt in torch.nn).")
     pr, rk = aggs["probe"], aggs["probe_rank"]
     for k in c["probe_ks"]:
         atoms = [a for (kk, a) in pr if kk == k]
@@ -107,7 +107,8 @@ def section(c: dict, res: dict, runtime: float) -> str:
          f"Settings: {c['n_train']} train / {c['n_test']} test digits ({c['data']}; split seed {c['split_seed']}); "
          f"model seeds **{seeds}** (initial weights, batch order and start sets); MLP AE (hidden "
          f"{c['width']['mlp']}) k ∈ {c['ks']['mlp']}, conv AE (width {c['width']['conv']}) k ∈ {c['ks']['conv']}; "
-         f"Adam lr {c['lr']}, weight decay {c['weight_decay']}, batch {c['batch_size']}, one torch thread, "
+         "Adam " + "; ".join(f"{kd}: lr {r['lr']}, weight decay {r['weight_decay']}, batch {r['batch_size']}"
+                             for kd, r in c["recipe"].items()) + "; one torch thread, "
          "deterministic algorithms; training stops when the best test MSE improved by < "
          f"{100 * c['plateau']['rel']:.0f} % over the last {c['plateau']['window']} epochs (after ≥ "
          f"{c['plateau']['min_epochs']}), at most {c['max_epochs']['mlp']} (MLP) / {c['max_epochs']['conv']} (conv) "
@@ -140,9 +141,13 @@ def section(c: dict, res: dict, runtime: float) -> str:
     L += ["", f"### Contraction at initialization (σ_out / σ_in, 1,000 N(0, I) latents, seeds "
           f"{c['contraction_seeds'][0]}–{c['contraction_seeds'][-1]})", ""]
     L += md_table(aggs["contraction_init"], ["model", "k"],
-                  [("ratio", "σ_out / σ_in", 3), ("norm_ratio", "norm ratio", 3), ("contracts", "contracts", 2)])
-    L += ["", "MLP and conv AEs at random init (`flowcore.analysis.contraction.contraction_ratio`); the paper's "
-          "torchvision backbones are not run (torchvision is not installed in this environment).", "",
+                  [("ratio", "σ_out / σ_in", -1), ("norm_ratio", "norm ratio", -1), ("contracts", "contracts", 2)])
+    L += ["", "At random init (`flowcore.analysis.contraction.contraction_ratio`; `contracts` = share of seeds with "
+          "ratio < 1): the MLP and conv AEs on their (1, 28, 28) digits, and ResNet-18, VGG-11-BN and a small ViT "
+          "(patch 8, width 192, depth 6) as encoders of (3, 32, 32) images with a fresh linear head to k and a linear "
+          "decoder, BatchNorm in inference mode. torchvision's layouts and initialisations are rebuilt in torch.nn "
+          "(`examples/_repro_backbones.py`): PyPI's torchvision does not import beside the pinned CPU torch 2.13.0 "
+          "(\"operator torchvision::nms does not exist\"), and no CPU build of it is on these machines.", "",
           "### OMP probing (input-space MSE on " + str(c["n_probe"]) + " test digits)", ""]
     L += md_table(aggs["probe"], ["k", "atoms s"], [("noise", "noise", 4), ("orthobasis", "orthobasis", 4),
                                                    ("pca", "pca", 4)])

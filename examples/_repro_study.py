@@ -113,6 +113,15 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
                 row = attempt(f"contraction {kind} k={k} seed {s}", lambda: contraction_row(enc, dec, k, seed=s))
                 if row is not None:
                     rec["contraction_init"].append(((kind, k), s, row))
+    from _repro_backbones import backbone_autoencoder  # noqa: PLC0415  (torch: the examples' extra)
+
+    kb = c["backbone_k"]
+    for name in c["backbones"]:
+        for s in c["contraction_seeds"]:
+            enc, dec = backbone_autoencoder(name, kb, seed=s)
+            row = attempt(f"contraction {name} k={kb} seed {s}", lambda: contraction_row(enc, dec, kb, seed=s))
+            if row is not None:
+                rec["contraction_init"].append(((name, kb), s, row))
     log("contraction done")
     aggs = {}
     for name, (_, metrics) in TABLES.items():

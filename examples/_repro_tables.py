@@ -20,10 +20,13 @@ __all__ = ["aggregate", "write_table", "cell", "md_table", "errorbar_figure", "b
 
 
 def fmt(v, nd: int = 3) -> str:
-    """A number for the README ("–" for None / NaN)."""
+    """A number for the README: ``nd`` decimals, or 3 significant digits without an exponent when
+    ``nd`` < 0 (0.0000472); "–" for None / NaN."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
-    return f"{v:.{nd}f}" if nd >= 0 else f"{v:.3g}"
+    if nd >= 0:
+        return f"{v:.{nd}f}"
+    return np.format_float_positional(float(v), precision=3, unique=False, fractional=False, trim="-")
 
 
 def aggregate(records: list[tuple], metrics: list[str], seeds: list[int]) -> dict[tuple, dict]:

@@ -164,7 +164,8 @@ def train_job(job: dict, x_train: np.ndarray, x_test: np.ndarray, cache: str) ->
         name = f"ep{ep:04d}.pt"
         torch.save(states[ep], folder / name)
         files[name] = _sha(folder / name)
-        enc.load_state_dict(states[ep]["encoder"]), dec.load_state_dict(states[ep]["decoder"])
+        enc.load_state_dict(states[ep]["encoder"])
+        dec.load_state_dict(states[ep]["decoder"])
         enc.train(False)  # inference mode (torch's Module.eval)
         dec.train(False)
         bundles[str(ep)] = f"bundle_ep{ep:04d}"
@@ -195,11 +196,14 @@ def _state_matches(folder: Path, entry: dict, x_test: np.ndarray) -> bool:
     recorded = json.loads((folder / "history.json").read_text(encoding="utf-8"))["history"][-1]["test_mse"]
     enc, dec = seeded_autoencoder(job["kind"], job["k"], seed=job["seed"], width=job["width"])
     state = load_state(folder, last)
-    enc.load_state_dict(state["encoder"]), dec.load_state_dict(state["decoder"])
+    enc.load_state_dict(state["encoder"])
+    dec.load_state_dict(state["decoder"])
+    enc.train(False)  # inference mode (torch's Module.eval)
+    dec.train(False)
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return reconstruction_mse(enc.eval(), dec.eval(), x_test) == recorded
+        return reconstruction_mse(enc, dec, x_test) == recorded
     finally:
         torch.set_num_threads(prev)
 

@@ -4,7 +4,7 @@ vs training-set size, contraction at initialization and data-free probing (PAPER
 
 Usage::
 
-    python examples/reproduce_digits.py [--quick] [--seeds 0,1,2] [--jobs 2] [--max-epochs 60,30] [--out DIR]
+    python examples/reproduce_digits.py [--quick] [--seeds 0,1,2] [--jobs 2] [--max-epochs 150,60] [--out DIR]
 
 (default DIR: examples/out/reproduce_digits/). Every table is computed once per seed and written
 with mean ± std (ddof = 1) beside the per-seed values; the figures draw the spread.
@@ -13,15 +13,18 @@ with mean ± std (ddof = 1) beside the per-seed values; the figures draw the spr
   split seeded by ``--split-seed`` (4,000 train / 1,000 test). The seed of a model fixes its initial
   weights and its batch order (:mod:`flowcore_torch.recipes`), and the analyses' start sets.
 - Models (:data:`flowcore_torch.recipes.MNIST_RECIPES`): MLP AE, k ∈ {2, 4, 8, 16, 32, 64, 128}; conv
-  AE, k ∈ {8, 32, 128}; Adam lr 1e-3, weight decay 1e-4, batch 64, one torch thread, deterministic
-  algorithms. Each trains until test MSE plateaus (``_repro_train.plateau_reached``: < 1 % relative
+  AE, k ∈ {8, 32, 128}; Adam lr 1e-3, batch 64, weight decay 0 (MLP) / 1e-4 (conv), one torch
+  thread, deterministic algorithms. Each trains until test MSE plateaus (``_repro_train.plateau_reached``: < 1 % relative
   improvement of the best test MSE over the last 5 epochs, after ≥ 10 epochs) or ``--max-epochs``
   (the budget flag; MLP,conv). The MSE curves go to ``fig_mse_curves_<kind>.png`` / ``mse_curves.csv``.
 - Checkpoints (epochs 1, 2, 4, …, last) of the MLP at k = 2 and k = 128: ``checkpoint_metrics``;
   k = 2: field statistics on U[−8, 8]² per checkpoint.
 - Training-set size: MLP k = 128 on 500 / 1,000 / 2,000 / 4,000 train digits, the same number of
   optimizer steps (30 epochs of 4,000).
-- Contraction at init: σ_out / σ_in of f for N(0, I) latents, MLP and conv AEs, 10 seeds.
+- Contraction at init: σ_out / σ_in of f for N(0, I) latents, 10 seeds: the MLP and conv AEs, and
+  ResNet-18, VGG-11-BN and a small ViT as encoders of (3, 32, 32) images with a linear decoder
+  (``_repro_backbones``: torchvision's layouts and inits rebuilt in torch.nn; torchvision itself
+  does not import beside the pinned CPU torch here).
 - Probing: OMP with the noise dictionary vs random orthobasis vs PCA, MLP k = 32 and 128.
 - Trained models are cached under ``<out>/cache/`` (``_repro_train``): a rerun skips training.
 
@@ -99,7 +102,7 @@ def config(args) -> dict:
 
     q = args.quick
     seeds = [int(s) for s in (args.seeds or ("0,1" if q else "0,1,2")).split(",")]
-    me = [int(v) for v in (args.max_epochs or ("2,2" if q else "60,30")).split(",")]
+    me = [int(v) for v in (args.max_epochs or ("2,2" if q else "150,60")).split(",")]
     n_train, n_test = (800, 200) if q else (4000, 1000)
     c = {
         "quick": q, "seeds": seeds, "split_seed": args.split_seed, "n_train": n_train, "n_test": n_test,
@@ -109,16 +112,17 @@ def config(args) -> dict:
                   "conv": 8 if q else MNIST_RECIPES["conv"]["width"]},
         "max_epochs": {"mlp": me[0], "conv": me[-1]},
         "plateau": {"window": 2, "rel": 0.01, "min_epochs": 1} if q else {"window": 5, "rel": 0.01, "min_epochs": 10},
-        "lr": MNIST_RECIPES["mlp"]["lr"], "weight_decay": MNIST_RECIPES["mlp"]["weight_decay"],
-        "batch_size": MNIST_RECIPES["mlp"]["batch_size"],
+        "recipe": {kind: {key: MNIST_RECIPES[kind][key] for key in ("lr", "weight_decay", "batch_size")}
+                   for kind in ("mlp", "conv")},
         "checkpoint_ks": [2, 16] if q else [2, 128],
         "size_k": 16 if q else 128, "sizes": [200, 400] if q else [500, 1000, 2000, 4000],
         "probe_ks": [16] if q else [32, 128], "n_probe": 100 if q else 500,
         "contraction_ks": [16] if q else [8, 128], "contraction_seeds": list(range(2 if q else 10)),
+        "backbones": ["resnet18"] if q else ["resnet18", "vgg11_bn", "vit"], "backbone_k": 16 if q else 128,
         "n_starts": 150 if q else 1000, "n_ckpt_starts": 100 if q else 500, "field_grid": 16 if q else 40,
         "tol": 1e-6, "max_steps": 3000, "providers": "cpu", "torch_threads": 1, "torch_deterministic": True,
     }
-    c["size_steps"] = -(-n_train // c["batch_size"]) * (2 if q else 30)
+    c["size_steps"] = -(-n_train // c["recipe"]["mlp"]["batch_size"]) * (2 if q else 30)
     return c
 
 
@@ -127,8 +131,7 @@ def make_jobs(c: dict) -> tuple[list[dict], list[dict], dict]:
     from _repro_train import job_name  # noqa: PLC0415
 
     def job(kind, k, seed, **kw):
-        j = {"kind": kind, "k": k, "seed": seed, "width": c["width"][kind], "lr": c["lr"],
-             "weight_decay": c["weight_decay"], "batch_size": c["batch_size"], "n_train": c["n_train"],
+        j = {"kind": kind, "k": k, "seed": seed, "width": c["width"][kind], **c["recipe"][kind], "n_train": c["n_train"],
              "split_seed": c["split_seed"], "data": c["data"], **kw}
         return json.loads(json.dumps(j))  # plain JSON types, as the cache stores them
 
@@ -153,7 +156,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default=None, help="comma-separated model seeds (default 0,1,2; quick 0,1)")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--max-epochs", default=None,
-                    help="budget: max epochs MLP,conv before the plateau rule stops them (default 60,30)")
+                    help="budget: max epochs MLP,conv before the plateau rule stops them (default 150,60)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="training processes, one torch thread each (default 2; quick 1); the numbers do not depend on it")
     args = ap.parse_args(argv)

@@ -1,9 +1,13 @@
-"""The structure of examples/reproduce_digits.py's outputs (one ``--quick`` run, ~40 s on 2 cores).
+"""examples/reproduce_digits.py: same command, same numbers, and the structure of its outputs.
 
-Every table is a CSV with, per metric, mean / std / n and one column per seed, and a ``seeds``
+Two ``--quick`` runs go into two folders at the same time (two processes, ~60 s together on 2
+cores). Every table they write is compared byte for byte: each CSV, ``results.json`` and
+``README_section.md``; the only wall time the tables hold is the runtime the README section
+states ("total runtime X min"), masked in that one file (the other wall times live in
+``timings.json``, which is not compared). The first run's folder is then checked for structure:
+every table is a CSV with, per metric, mean / std / n and one column per seed, and a ``seeds``
 column; the means and stds are those of the per-seed values; every cell of the README section's
 tables is ``mean ± std (per-seed values)``. The checkpoint cache reuses only what it wrote.
-The byte-for-byte determinism of two runs is tests/test_reproduce_determinism.py (slow).
 """
 
 import csv
@@ -20,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SCRIPT = EXAMPLES / "reproduce_digits.py"
 CELL = re.compile(r"^(–|-?[0-9.]+) ± (–|[0-9.]+) \((.+)\)$")
+RUNTIME = re.compile(r"total runtime \d+(\.\d+)? min")
+CSVS = ("memorization_vs_k.csv", "checkpoints.csv", "field_k2.csv", "memorization_vs_size.csv",
+        "contraction_init.csv", "probe.csv", "probe_rank.csv", "mse_curves.csv")
 
 pytest.importorskip("torch")
 pytest.importorskip("mlxtend")
@@ -30,12 +37,47 @@ from _repro_train import cached_entry, checkpoint_epochs, job_name, plateau_reac
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("repro") / "out"
-    p = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+def runs(tmp_path_factory):
+    """Two ``--quick`` runs of the same command, at the same time, into folders a and b."""
+    root = tmp_path_factory.mktemp("repro")
+    dirs = [root / "out", root / "again"]
+    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "--quick", "--out", str(d)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for d in dirs]
+    for p in procs:
+        _, stderr = p.communicate(timeout=900)
+        assert p.returncode == 0, stderr.decode()[-3000:]
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def quick(runs):
+    return runs[0]
+
+
+def _tables(folder: Path) -> dict[str, bytes]:
+    files = sorted(folder.glob("*.csv")) + [folder / "results.json", folder / "README_section.md"]
+    out = {p.name: p.read_bytes() for p in files}
+    text = out["README_section.md"].decode("utf-8")
+    assert len(RUNTIME.findall(text)) == 1, "the README section states its runtime once"
+    out["README_section.md"] = RUNTIME.sub("total runtime <masked> min", text).encode("utf-8")
     return out
+
+
+def test_two_runs_write_identical_tables(runs):
+    a, b = (_tables(d) for d in runs)
+    assert sorted(a) == sorted(b)
+    for name in CSVS:
+        assert name in a, f"the quick run did not write {name}"
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between two runs of the same command"
+    results = json.loads(a["results.json"])
+    assert "runtime_seconds" not in results and "created" not in results
+    assert results["seeds"] == [0, 1] and results["settings"]["torch_deterministic"] is True
+    for d in runs:
+        timings = json.loads((d / "timings.json").read_text(encoding="utf-8"))
+        assert timings["runtime_seconds"] > 0 and timings["models_trained"] == 10 and timings["models_cached"] == 0
+    for name in CSVS:  # every table names its seeds
+        assert a[name].decode().splitlines()[0].split(",")[-1] == "seeds", name
 
 
 def test_every_table_has_per_seed_columns_and_their_mean_and_std(quick):

@@ -82,11 +82,16 @@ MNIST_RECIPES = {
     "conv": {"width": 32, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
              "layers": "Conv2d 1->d->2d->4d (3x3, stride 2, pad 1, ReLU; 28->14->7->4), Flatten, Linear -> k; "
                        "decoder Linear, ReLU, Unflatten, 3 ConvTranspose2d (ReLU), Sigmoid"},
-    "mlp": {"width": (256, 128), "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
+    "mlp": {"width": (256, 128), "lr": 1e-3, "weight_decay": 0.0, "batch_size": 64,
             "layers": "Flatten, Linear 784->256, ReLU, Linear 256->128, ReLU, Linear 128->k; decoder Linear k->128, "
                       "ReLU, Linear 128->256, ReLU, Linear 256->784, Sigmoid, Unflatten (1, 28, 28)"},
 }
-"""The MNIST autoencoders of the examples: default width and training settings per kind."""
+"""The MNIST autoencoders of the examples: default width and training settings per kind.
+
+The MLP trains without weight decay: Adam's coupled L2 at 1e-4 holds it near a mean-digit model
+(test MSE 0.038 after 40 epochs on 4,000 MNIST digits, k = 32, seed 0, against 0.0156 without; 0.013
+at its plateau near epoch 100). The conv AE trains well with it (test MSE 0.013 after 20 epochs).
+"""
 
 
 def conv_autoencoder(k: int, d: int = 32) -> tuple[nn.Sequential, nn.Sequential]:
@@ -236,11 +241,13 @@ def train_autoencoder(
                 total += float(loss.detach()) * len(xb)
             last = total / len(x)
             if on_epoch is not None:
-                encoder.train(False), decoder.train(False)
+                encoder.train(False)  # inference mode for the test MSE and the callback
+                decoder.train(False)
                 test = None if x_test is None else reconstruction_mse(encoder, decoder, x_test)
                 if on_epoch(epoch, encoder, decoder, last, test):
                     break
-                encoder.train(), decoder.train()
+                encoder.train()
+                decoder.train()
     finally:
         torch.set_num_threads(prev)
         torch.use_deterministic_algorithms(prev_det)
