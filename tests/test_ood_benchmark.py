@@ -144,3 +144,30 @@ def test_near_and_far_sets_shapes_range_determinism(mnist):
     # style digits are contrast-matched: their pooled pixel quantiles follow MNIST's
     q = [0.5, 0.8, 0.9, 0.95, 0.99]
     np.testing.assert_allclose(np.quantile(style["test"], q), np.quantile(x_tr, q), atol=0.06)
+
+
+def test_peer_scores_are_fitted_once_per_training_set_and_reused(digits_bundle, digits):
+    """PyOD's peers see raw pixels only: the same train rows and scored rows (another model, another
+    k) reuse the first fit's scores; other train rows fit again."""
+    pytest.importorskip("pyod")
+    import _ood_run as R  # noqa: PLC0415
+    from flowcore.analysis.ood.detector import OODDetector  # noqa: PLC0415
+
+    x_tr, x_te = digits["x_train"][:300], digits["x_test"][:80]
+    det = OODDetector(digits_bundle, methods=("features", "recon_error"), providers="cpu").fit(x_tr)
+    blocks = {"ID test": x_te[:40], "test:other": x_te[40:]}
+    cfg = {"names": ["pyod KNN", "pyod ECOD"], "epochs": 1}
+    R._PEER_SCORES.clear()
+    t1, t2, t3 = {}, {}, {}
+    fc1, p1 = R._score(det, cfg, x_tr, blocks, 0, t1, "a")
+    fc2, p2 = R._score(det, cfg, x_tr, blocks, 0, t2, "b")
+    assert "a pyod fit+score" in t1 and t2 == {"b flowcore score": t2["b flowcore score"], "b pyod reused": 0.0}
+    for b in blocks:
+        for m in cfg["names"]:
+            assert np.array_equal(p1[b][m], p2[b][m])
+            assert p1[b][m].shape == (len(blocks[b]),)
+        assert np.array_equal(fc1[b]["features"], fc2[b]["features"])
+    _, p3 = R._score(det, cfg, x_tr[:200], blocks, 0, t3, "c")  # another training set: fitted again
+    assert "c pyod fit+score" in t3 and len(R._PEER_SCORES) == 2
+    assert not np.array_equal(p3["ID test"]["pyod KNN"], p1["ID test"]["pyod KNN"])
+    R._PEER_SCORES.clear()

@@ -1,7 +1,7 @@
 """examples/reproduce_digits.py: same command, same numbers, and the structure of its outputs.
 
-Two ``--quick`` runs go into two folders at the same time (two processes, ~60 s together on 2
-cores). Every table they write is compared byte for byte: each CSV, ``results.json`` and
+Two ``--quick`` runs go into two folders at the same time (~60-90 s together on 2 cores), the
+second with ``--jobs 2`` (its training and analyses in two worker processes). Every table they write is compared byte for byte: each CSV, ``results.json`` and
 ``README_section.md``; the only wall time the tables hold is the runtime the README section
 states ("total runtime X min"), masked in that one file (the other wall times live in
 ``timings.json``, which is not compared). The first run's folder is then checked for structure:
@@ -38,11 +38,13 @@ from _repro_train import cached_entry, checkpoint_epochs, job_name, plateau_reac
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two ``--quick`` runs of the same command, at the same time, into folders a and b."""
+    """Two ``--quick`` runs at the same time: one in one process, one with ``--jobs 2`` (training and
+    analyses in two worker processes), which must not change a number."""
     root = tmp_path_factory.mktemp("repro")
     dirs = [root / "out", root / "again"]
-    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "--quick", "--out", str(d)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for d in dirs]
+    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "--quick", "--out", str(d), *extra], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for d, extra in zip(dirs, ([], ["--jobs", "2"]))]
     for p in procs:
         _, stderr = p.communicate(timeout=900)
         assert p.returncode == 0, stderr.decode()[-3000:]
