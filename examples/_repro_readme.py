@@ -27,6 +27,14 @@ def _beyond(a, b) -> bool:
     return abs(a[0] - b[0]) > np.nan_to_num(a[1]) + np.nan_to_num(b[1])
 
 
+def _ep(ck, k, e) -> str:
+    """A checkpoint's label: "ep8", or "final (ep 59-66)" with the range of the seeds' last epochs."""
+    if not isinstance(e, str):
+        return f"ep{e}"
+    per = [v for v in ck[(k, e)]["epoch"]["per_seed"].values() if v is not None]
+    return f"final (ep {min(per):.0f}–{max(per):.0f})" if per else "final"
+
+
 def verdicts(c: dict, aggs: dict) -> list[str]:
     V = []
     mk = aggs["memorization_vs_k"]
@@ -59,7 +67,7 @@ def verdicts(c: dict, aggs: dict) -> list[str]:
         rise_fall = 0 < peak < len(m) - 1 and _beyond(m[peak], m[0]) and _beyond(m[peak], m[-1])
         V.append(f"- **Memorize, then generalize over training (MLP k = {k}; PAPER Fig. 3):** "
                  f"{'the rise-then-fall appears' if rise_fall else 'no rise-then-fall beyond the seed spread'} — "
-                 "mem per epoch " + ", ".join(f"ep{e}: {fmt(v[0])} ± {fmt(v[1])}" for e, v in zip(eps, m))
+                 "mem per epoch " + ", ".join(f"{_ep(ck, k, e)}: {fmt(v[0])} ± {fmt(v[1])}" for e, v in zip(eps, m))
                  + "; distinct-attractor fraction (train) " + " → ".join(fmt(v, 3) for v in (dt[0], dt[-1]))
                  + f" ({'grows' if dt[-1] > dt[0] else 'does not grow'} from the first checkpoint).")
     sz = aggs["memorization_vs_size"]
@@ -126,12 +134,14 @@ def section(c: dict, res: dict, runtime: float) -> str:
           "`fig_mse_curves_mlp.png`, `fig_mse_curves_conv.png` (test MSE per epoch: the plateau).", ""]
     L += ["### MLP over training checkpoints (k = " + " and ".join(str(k) for k in c["checkpoint_ks"]) + ")", ""]
     L += md_table(aggs["checkpoints"], ["k", "epoch"],
-                  [("mem", "mem", 3), ("test_mse", "test MSE", 4), ("distinct_train", "distinct (train)", 3),
+                  [("epoch", "at epoch", 0), ("mem", "mem", 3), ("test_mse", "test MSE", 4), ("distinct_train", "distinct (train)", 3),
                    ("distinct_noise", "distinct (noise)", 3), ("chamfer_noise_train", "Chamfer noise→train", 3),
                    ("fpr95_id_positive", "FPR95 (ID+)", 2)])
-    L += ["", "Figure: `fig_checkpoints.png`.", "", "### k = 2 field per checkpoint (U[−8, 8]²)", ""]
+    L += ["", "Rows: the checkpoints at powers of two that every seed reached, and each seed's last epoch "
+          "(`final`; `at epoch` gives it). Figure: `fig_checkpoints.png`.", "",
+          "### k = 2 field per checkpoint (U[−8, 8]²)", ""]
     L += md_table(aggs["field_k2"], ["epoch"],
-                  [("n_attractors", "attractors", 1), ("in_view", "in U[−8, 8]²", 1), ("max_speed", "max ‖V‖", 2),
+                  [("epoch", "at epoch", 0), ("n_attractors", "attractors", 1), ("in_view", "in U[−8, 8]²", 1), ("max_speed", "max ‖V‖", 2),
                    ("mem", "mem", 3), ("median_steps", "median steps", 0)])
     L += ["", f"### Memorization vs training-set size (MLP k = {c['size_k']}, {c['size_steps']} optimizer steps each)",
           ""]

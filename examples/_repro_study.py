@@ -22,9 +22,9 @@ __all__ = ["run_analyses", "write_outputs", "TABLES"]
 
 MEM = ["mem", "null_test", "null_noise", "rank90", "test_mse", "n_attractors", "frac_converged", "n_max_steps",
        "median_steps", "epochs_trained", "plateaued"]
-CKPT = ["mem", "test_mse", "distinct_train", "distinct_test", "distinct_noise", "n_attr_train", "n_attr_noise",
+CKPT = ["epoch", "mem", "test_mse", "distinct_train", "distinct_test", "distinct_noise", "n_attr_train", "n_attr_noise",
         "chamfer_noise_train", "fpr95_id_positive", "median_steps_noise"]
-FIELD = ["n_attractors", "in_view", "max_speed", "median_speed", "mem", "median_steps"]
+FIELD = ["epoch", "n_attractors", "in_view", "max_speed", "median_speed", "mem", "median_steps"]
 SIZE = ["mem", "null_test", "test_mse", "n_attractors", "frac_converged", "median_steps", "epochs_trained"]
 CONTRACTION = ["ratio", "median_coordinate_ratio", "norm_ratio", "contracts"]
 PROBE = ["noise", "orthobasis", "pca"]
@@ -37,6 +37,19 @@ TABLES = {"memorization_vs_k": (["model", "k"], MEM), "checkpoints": (["k", "epo
 
 def _history(entry: dict) -> list[dict]:
     return json.loads((Path(entry["folder"]) / "history.json").read_text(encoding="utf-8"))["history"]
+
+
+def _checkpoints_kept(entry: dict, common: int) -> tuple[list[int], int]:
+    """The checkpoints of one run that the tables show: powers of two every seed reached, and its last."""
+    last = int(entry["final_epoch"])
+    eps = sorted(int(k) for k in entry["bundles"])
+    return [ep for ep in eps if ep == last or (ep & (ep - 1) == 0 and ep <= common)], last
+
+
+def _checkpoint_keys(ep: int, last: int, common: int) -> list:
+    """Table keys of one checkpoint: its epoch (a power of two every seed reached) and/or "final"."""
+    keys = [ep] if ep & (ep - 1) == 0 and ep <= common else []
+    return keys + (["final"] if ep == last else [])
 
 
 def _bundle(entry: dict, epoch: int | None = None) -> str:
@@ -60,6 +73,10 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
             return None
 
     curves: dict[str, list] = {}
+    common: dict[tuple, int] = {}  # (kind, k) -> the last epoch every seed trained
+    for e in sweep:
+        key = (e["job"]["kind"], e["job"]["k"])
+        common[key] = min(common.get(key, e["final_epoch"]), e["final_epoch"])
     for e in sweep:
         j = e["job"]
         h = _history(e)
@@ -72,20 +89,22 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
             log(f"  {e['name']}: mem {row['mem']:.3f}, test MSE {row['test_mse']:.5f}, "
                 f"{row['n_attractors']:.0f} attractors, {e['epochs_trained']} epochs")
         if j.get("checkpoints"):
-            eps = sorted(int(k) for k in e["bundles"])
+            eps, last = _checkpoints_kept(e, common[(j["kind"], j["k"])])
             rows = attempt(f"checkpoints {e['name']}", lambda: checkpoint_rows(
                 [_bundle(e, ep) for ep in eps], eps, x_train, x_test, n_starts=c["n_ckpt_starts"], seed=j["seed"],
                 max_steps=ms))
             for ep, r in (rows or {}).items():
-                rec["checkpoints"].append(((j["k"], ep), j["seed"], r))
+                for key in _checkpoint_keys(ep, last, common[(j["kind"], j["k"])]):
+                    rec["checkpoints"].append(((j["k"], key), j["seed"], {**r, "epoch": float(ep)}))
             if j["k"] == 2:
                 for ep in eps:
                     got = attempt(f"field {e['name']} epoch {ep}", lambda: field_row(
                         _bundle(e, ep), x_train, x_test, n_starts=min(c["n_starts"], 500), seed=j["seed"],
                         max_steps=ms, n_grid=c["field_grid"]))
                     if got is not None:
-                        rec["field_k2"].append(((ep,), j["seed"], got[0]))
-                        if j["seed"] == c["seeds"][0] and ep == eps[-1]:
+                        for key in _checkpoint_keys(ep, last, common[(j["kind"], j["k"])]):
+                            rec["field_k2"].append(((key,), j["seed"], {**got[0], "epoch": float(ep)}))
+                        if j["seed"] == c["seeds"][0] and ep == last:
                             _field_figure(out / "fig_field_k2_final.png", got[1], got[2], ep, j["seed"])
         if j["kind"] == "mlp" and j["k"] in c["probe_ks"]:
             got = attempt(f"probe {e['name']}", lambda: probe_rows(
@@ -145,7 +164,8 @@ def _field_figure(path: Path, grid, att: np.ndarray, epoch: int, seed: int) -> N
 
 
 def _series(agg: dict, metric: str, select) -> tuple:
-    keys = [k for k in agg if select(k)]
+    """(x = the key's last part, mean, std) of the keys ``select`` takes whose last part is a number."""
+    keys = [k for k in agg if select(k) and not isinstance(k[-1], str)]
     return (np.array([k[-1] for k in keys], float), np.array([agg[k][metric]["mean"] for k in keys]),
             np.array([agg[k][metric]["std"] for k in keys]))
 
