@@ -36,7 +36,6 @@ bench: setup
 	$(PY) tools/bench_grouping.py --out bench_out
 	$(PY) tools/bench_import.py --out bench_out
 	$(PY) tools/bench_memory.py --out bench_out
-	$(PY) -m pytest -q -m slow   # the long checks kept out of make test (e.g. two --quick reproduction runs compared byte for byte)
 
 clean:
 	rm -rf $(VENV) .venv-core demo_out bench_out .pytest_cache

@@ -66,7 +66,7 @@ def test_every_parser_is_strict_and_every_number_declared():
 def test_force_and_resume_declared():
     by_prog = {p.prog: p for p in walk(build_parser())}
     writers = ["trajectories", "attractors", "stability", "field", "memorization", "dynamics", "probe",
-               "ood fit", "ood score", "ood eval", "demo"]
+               "ood fit", "ood score", "ood eval", "demo", "contraction"]
     for name in writers:
         action = by_prog[f"flowcore {name}"]._option_string_actions["--force"]
         assert action.help == FORCE_HELP and action.default is False

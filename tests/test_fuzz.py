@@ -172,7 +172,7 @@ VALUES = ["-1", "0", "1", "3", "2.5", "nan", "inf", "-inf", "1e30", "abc", "", "
 FLAGS = ["--noise", "--seed", "--tol", "--max-steps", "--batch-size", "--norm-limit", "--record-every", "--threads",
          "--threshold", "--metric", "--h", "--lim", "--n", "--nosie", "--max-step", "--quiet", "--json", "--relative",
          "--device", "--points", "--method", "--all-methods", "--force", "--resume", "-x", "--"]
-COMMANDS = ["info", "trajectories", "attractors", "field", "stability", "ood", "demo", "nonsense", "--version"]
+COMMANDS = ["info", "trajectories", "attractors", "field", "stability", "contraction", "ood", "demo", "nonsense", "--version"]
 
 
 @given(cmd=st.sampled_from(COMMANDS), flags=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)),

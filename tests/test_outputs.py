@@ -100,6 +100,7 @@ def argv(name: str, env: Path, out) -> list:
         "memorization": ["memorization", b, "--train", x, "--test", y, "--no-figures"],
         "dynamics": ["dynamics", b, b, "--train", x, "--test", y, "--n-starts", "20", "--no-figures"],
         "probe": ["probe", b, "--heldout", y, "--train", x, "--no-figures"],
+        "contraction": ["contraction", b, "--n", "50", "--seeds", "2"],
         "ood fit": ["ood", "fit", b, "--id", x, "--methods", "trajectory,recon_error", "--default", "trajectory"],
         "ood eval": ["ood", "eval", env / "det", "--id", x, "--ood", f"far={y}"],
         "export": ["export", "--autoencoder", env / "ae.pt2", "--example", env / "ex.npz"],
@@ -108,7 +109,7 @@ def argv(name: str, env: Path, out) -> list:
 
 
 FOLDER_COMMANDS = ["trajectories", "attractors", "stability", "field", "memorization", "dynamics", "probe",
-                   "ood fit", "ood eval", "export", "demo"]
+                   "contraction", "ood fit", "ood eval", "export", "demo"]
 
 
 @pytest.fixture
@@ -254,7 +255,7 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="need
 
 @needs_proc
 @pytest.mark.parametrize("name,n_ok", [("trajectories", 1), ("attractors", 3), ("field", 2), ("ood eval", 2),
-                                       ("ood fit", 1), ("memorization", 1), ("demo", 0)])
+                                       ("ood fit", 1), ("memorization", 1), ("contraction", 1), ("demo", 0)])
 def test_disk_full_on_write_leaves_nothing(env, tmp_path, capsys, monkeypatch, name, n_ok):
     new = tmp_path / "new"
     _disk_full_after(monkeypatch, n_ok)

@@ -128,6 +128,7 @@ RANGES: dict[str, FloatRange | IntRange] = {
     "--noise": COUNT,
     "--n-starts": COUNT,
     "--n-noise": COUNT,
+    "--seeds": COUNT,  # contraction: seeds 0 .. S-1
     # grouping: the per-metric range is checked by check_relations
     "--threshold": FloatRange(),
     # stability, field

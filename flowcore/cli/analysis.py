@@ -1,7 +1,11 @@
-"""``flowcore memorization | dynamics | probe | field`` — the paper's analyses on the command line.
+"""``flowcore memorization | dynamics | probe | field | contraction`` — the paper's analyses on the command line.
 
 Each writes JSON + CSV (and PNG figures, with the ``analysis`` extra) into ``--out``; the
 summary goes to stdout (``--json`` for machine-readable). Needs scikit-learn for probing.
+``contraction`` measures σ_out / σ_in of one application of f to N(0, I) latents
+(:func:`~flowcore.analysis.contraction.contraction_ratio`, PAPER Fig. 6) over seeds 0 … S-1,
+e.g. of an untrained model exported to a bundle: ``contraction_seeds.json`` (per seed, mean and sample
+std over seeds) and ``contraction_seeds.csv`` (one row per seed); NumPy and ONNX Runtime only.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from flowcore.runtime.latent_map import LatentMap
 from flowcore.analysis.memorization import MemorizationReport, memorization_report
 from flowcore.analysis.checkpoints import CheckpointMetrics, checkpoint_metrics
 from flowcore.analysis.probing import ProbeReport, probe
+from flowcore.analysis.contraction import contraction_ratio
 from flowcore.dynamics.field import FieldGrid, field_grid
 from flowcore.dynamics.starts import data_starts
 from flowcore.dynamics.attractors import find_attractors
@@ -85,6 +90,14 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
     add_engine(p)
+    add_force(p)
+    common(p)
+
+    p = sub.add_parser("contraction", help="σ_out / σ_in of one application of f to N(0, I) latents, over seeds")
+    p.add_argument("bundle")
+    number(p, "--n", default=1000, help="N(0, I) latents per seed (default 1000, as the paper)")
+    number(p, "--seeds", default=10, help="run seeds 0 .. S-1 (default 10, as the paper)")
+    p.add_argument("--out", required=True)
     add_force(p)
     common(p)
 
@@ -265,4 +278,48 @@ def _cmd_field(args, out, emit) -> int:
     return 0
 
 
-COMMANDS = {"memorization": _cmd_memorization, "dynamics": _cmd_dynamics, "probe": _cmd_probe, "field": _cmd_field}
+_RATIOS = ("ratio", "median_coordinate_ratio", "norm_ratio")
+
+
+def _spread(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample std (ddof=1; None for one value) of ``values``."""
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.mean(a)), (float(np.std(a, ddof=1)) if len(a) > 1 else None)
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _cmd_contraction(args, out, emit) -> int:
+    dest = out_folder(args, "contraction", writes=("contraction_seeds.json", "contraction_seeds.csv"))
+    lmap = _map(args)
+    per_seed = []
+    for seed in range(args.seeds):
+        rep = contraction_ratio(lmap, n=args.n, seed=seed)
+        per_seed.append({"seed": seed, **{k: float(getattr(rep, k)) for k in (*_RATIOS, "sigma_in", "sigma_out")},
+                         "contracts": rep.contracts})
+    spread = {k: _spread([r[k] for r in per_seed]) for k in _RATIOS}
+    n_contract = sum(r["contracts"] for r in per_seed)
+    summary = {"bundle": str(Path(args.bundle).resolve()), "n": args.n, "seeds": args.seeds,
+               "latent_dim": lmap.latent_dim, "latent_shape": list(lmap.latent_shape),
+               "mean": {k: m for k, (m, _) in spread.items()}, "std": {k: sd for k, (_, sd) in spread.items()},
+               "contracting_seeds": n_contract, "contracting_fraction": n_contract / args.seeds,
+               "per_seed": per_seed,
+               "settings": {"inputs": "N(0, I), numpy default_rng(seed).standard_normal, float32, seeds 0 .. S-1",
+                            "sigma": "sqrt(mean over coordinates of the per-coordinate variance over samples, ddof=0)",
+                            "std": "sample std over seeds (ddof=1); null for one seed",
+                            "contracts": "ratio < 1", "providers": lmap.providers}}
+    with dest.staged() as tmp:
+        atomic_write_json(tmp / "contraction_seeds.json", summary)
+        atomic_write_text(tmp / "contraction_seeds.csv", _csv(per_seed))
+    s = args.seeds
+    emit(out, summary, args.json,
+         f"σ_out / σ_in {_pm(*spread['ratio'])} over {s} seed{'s' if s > 1 else ''} (n = {args.n} N(0, I) latents "
+         f"each); contracts (ratio < 1) on {n_contract} of {s} seed{'s' if s > 1 else ''}; median coordinate ratio "
+         f"{_pm(*spread['median_coordinate_ratio'])}; norm ratio {_pm(*spread['norm_ratio'])}\nwritten {args.out}")
+    return 0
+
+
+COMMANDS = {"memorization": _cmd_memorization, "dynamics": _cmd_dynamics, "probe": _cmd_probe, "field": _cmd_field,
+            "contraction": _cmd_contraction}

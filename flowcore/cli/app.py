@@ -254,7 +254,8 @@ def _cmd_ood(args, out) -> int:
 
 
 _COMMANDS = {"memorization": _cmd_analysis, "dynamics": _cmd_analysis, "probe": _cmd_analysis,
-             "field": _cmd_analysis, "export": _cmd_export, "ood": _cmd_ood, "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
+             "field": _cmd_analysis, "contraction": _cmd_analysis, "export": _cmd_export, "ood": _cmd_ood,
+             "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
              "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
 
 

@@ -50,6 +50,10 @@ _usage("field_lim_nan", lambda env, out: ["field", str(env.bundle), "--lim", "na
 _usage("field_lim_negative", lambda env, out: ["field", str(env.bundle), "--lim", "-3", "--no-figures", "--out", out],
        "--lim")
 _usage("field_n_one", lambda env, out: ["field", str(env.bundle), "--n", "1", "--no-figures", "--out", out], "--n")
+_usage("contraction_n_one", lambda env, out: ["contraction", str(env.bundle), "--n", "1", "--out", out], "--n")
+_usage("contraction_n_nan", lambda env, out: ["contraction", str(env.bundle), "--n", "nan", "--out", out], "--n")
+_usage("contraction_seeds_zero", lambda env, out: ["contraction", str(env.bundle), "--seeds", "0", "--out", out],
+       "--seeds")
 _usage("ood_fit_contamination_out_of_range", lambda env, out: ["ood", "fit", str(env.bundle), "--id", str(env.data),
                                                                "--contamination", "1.5", "--out", out], "--contamination")
 _usage("ood_fit_n_noise_negative", lambda env, out: ["ood", "fit", str(env.bundle), "--id", str(env.data),
