@@ -26,21 +26,11 @@ from flowcore.errors import DataError
 from flowcore.io import load_array, load_npz, save_npz
 
 from _graphs import contraction_to, two_attractors
+from _cli import one_line, run
 
 B = "no_such_bundle"  # never read: the parser refuses first
 
 
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code, err, expect):
-    assert code == expect, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture

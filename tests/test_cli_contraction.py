@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from flowcore.analysis.contraction import contraction_ratio
-from flowcore.cli.app import main
 from flowcore.outputs import MARKER
 from flowcore.runtime.latent_map import LatentMap
+
+from _cli import one_line, run
 
 FIELDS = ("ratio", "median_coordinate_ratio", "norm_ratio", "sigma_in", "sigma_out")
 RATIOS = ("ratio", "median_coordinate_ratio", "norm_ratio")
@@ -40,17 +41,6 @@ def bundle(request):
     return request.getfixturevalue("digits_bundle" if request.param == "trained" else "untrained_bundle")
 
 
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code, err, expect):
-    assert code == expect, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def contraction(bundle, out, capsys, *extra):

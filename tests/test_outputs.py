@@ -27,6 +27,7 @@ from flowcore.io import save_npz
 from flowcore.outputs import MARKER, read_marker
 
 from _graphs import two_attractors
+from _cli import one_line, run
 
 NOTE = "my_notes.txt"
 
@@ -42,15 +43,6 @@ def tree(path: Path) -> dict[str, str]:
     return out
 
 
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code, err, expect):
-    assert code == expect, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 @pytest.fixture(scope="module")
