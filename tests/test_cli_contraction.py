@@ -71,7 +71,7 @@ def test_per_seed_numbers_are_the_apis(bundle, tmp_path, capsys):
     for row, rep in zip(rows, want):
         assert all(float(row[k]) == getattr(rep, k) for k in FIELDS) and row["contracts"] == str(rep.contracts)
     # stdout: the mean ± std of each ratio, the contracting count and the folder
-    r, m, nr = (f"{got['mean'][k]:.4f} ± {got['std'][k]:.4f}" for k in RATIOS)
+    r, m, nr = (f"{got['mean'][k]:.4g} ± {got['std'][k]:.2g}" for k in RATIOS)
     assert text.splitlines() == [
         f"σ_out / σ_in {r} over 3 seeds (n = 200 N(0, I) latents each); contracts (ratio < 1) on {n_contract} of 3 "
         f"seeds; median coordinate ratio {m}; norm ratio {nr}", f"written {out}"]
@@ -100,7 +100,7 @@ def test_one_seed_has_no_spread(untrained_bundle, tmp_path, capsys):
     text, got = contraction(untrained_bundle, tmp_path / "o", capsys, "--n", "200", "--seeds", "1")
     assert got["std"] == {k: None for k in RATIOS}
     assert got["mean"]["ratio"] == got["per_seed"][0]["ratio"]
-    assert "±" not in text and f"σ_out / σ_in {got['mean']['ratio']:.4f} over 1 seed (" in text
+    assert "±" not in text and f"σ_out / σ_in {got['mean']['ratio']:.4g} over 1 seed (" in text
 
 
 @pytest.mark.parametrize("flag,value", [("--n", "1"), ("--n", "nan"), ("--n", "0"), ("--n", "1.5"),

@@ -288,7 +288,7 @@ def _spread(values: list[float]) -> tuple[float, float | None]:
 
 
 def _pm(mean: float, std: float | None) -> str:
-    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+    return f"{mean:.4g}" + (f" ± {std:.2g}" if std is not None else "")
 
 
 def _cmd_contraction(args, out, emit) -> int:
