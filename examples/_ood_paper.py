@@ -151,13 +151,12 @@ def paper_study(det, x_train: np.ndarray, x_val: np.ndarray, sets: dict[str, np.
 def failure_figure(info: dict, path, title: str) -> None:
     """Box plots per set: ‖E(x)‖ (attractor norms as a band), d_0 to the nearest train attractor, and the
     steps T to the stop (the trajectory score averages the distance over these T + 1 states)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from flowcore.io import atomic_write_bytes  # noqa: PLC0415
+    from flowcore.plots import figure_class, png_bytes  # noqa: PLC0415  (matplotlib, no pyplot: the backend is left alone)
 
     names = list(info["latent_norm"])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 0.42 * len(names) + 1.8), sharey=True)
+    fig = figure_class()(figsize=(16, 0.42 * len(names) + 1.8))
+    axes = fig.subplots(1, 3, sharey=True)
     pos = np.arange(len(names))[::-1]
     an = info["attractor_norms"]
     ax = axes[0]
@@ -178,5 +177,4 @@ def failure_figure(info: dict, path, title: str) -> None:
     axes[0].set_yticks(pos, names)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    atomic_write_bytes(path, png_bytes(fig))

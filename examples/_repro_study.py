@@ -151,16 +151,16 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
 
 
 def _field_figure(path: Path, grid, att: np.ndarray, epoch: int, seed: int) -> None:
-    from _repro_tables import _figure, _save  # noqa: PLC0415
+    from _repro_tables import new_figure, save_png  # noqa: PLC0415
 
-    fig = _figure((4.6, 4.2))
+    fig = new_figure((4.6, 4.2))
     ax = fig.subplots()
     ax.streamplot(grid.xs, grid.ys, grid.u, grid.v, color=grid.speed, cmap="viridis", density=1.1)
     inside = att[(np.abs(att) <= 8).all(1)] if len(att) else att
     if len(inside):
         ax.plot(inside[:, 0], inside[:, 1], "rx")
     ax.set_title(f"MLP k = 2, seed {seed}, epoch {epoch}: field on U[-8, 8]², {len(att)} attractors", fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _series(agg: dict, metric: str, select) -> tuple:

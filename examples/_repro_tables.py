@@ -9,14 +9,13 @@ column per seed and a ``seeds`` column); the figures draw mean ± std as error b
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from flowcore.io import atomic_write_text
+from flowcore.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["aggregate", "write_table", "cell", "md_table", "errorbar_figure", "band_figure", "fmt"]
+__all__ = ["aggregate", "write_table", "cell", "md_table", "errorbar_figure", "band_figure", "fmt", "new_figure", "save_png"]
 
 
 def fmt(v, nd: int = 3) -> str:
@@ -94,19 +93,18 @@ def md_table(agg: dict, key_names: list[str], metrics: list[tuple[str, str, int]
     return lines
 
 
-def _figure(size=(5.6, 3.8)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415  (matplotlib: examples)
-    from matplotlib.figure import Figure  # noqa: PLC0415
+def new_figure(size=(5.6, 3.8)):
+    """A matplotlib Figure (Agg, no pyplot) of ``size`` inches at 100 dpi (:func:`flowcore.plots.figure_class`)."""
+    from flowcore.plots import figure_class  # noqa: PLC0415  (matplotlib: the examples' extra)
 
-    fig = Figure(figsize=size, dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+    return figure_class()(figsize=size, dpi=100)
 
 
-def _save(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    path.write_bytes(buf.getvalue())
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` as PNG to ``path`` atomically (:func:`flowcore.plots.png_bytes`)."""
+    from flowcore.plots import png_bytes  # noqa: PLC0415
+
+    atomic_write_bytes(path, png_bytes(fig))
 
 
 def errorbar_figure(path: Path, series: dict[str, tuple], *, xlabel: str, ylabel: str, title: str,
@@ -115,7 +113,7 @@ def errorbar_figure(path: Path, series: dict[str, tuple], *, xlabel: str, ylabel
 
     ``ref`` maps a name to (x, y) drawn as a dashed line without bars (published numbers).
     """
-    fig = _figure()
+    fig = new_figure()
     ax = fig.subplots()
     for name, (xs, m, s) in series.items():
         ax.errorbar(xs, m, yerr=np.nan_to_num(np.asarray(s, float)), marker="o", capsize=3, label=name)
@@ -123,15 +121,17 @@ def errorbar_figure(path: Path, series: dict[str, tuple], *, xlabel: str, ylabel
         ax.plot(xs, y, "k--", marker="x", label=name)
     if logx:
         ax.set_xscale("log", base=2)
-    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def band_figure(path: Path, curves: dict[str, list[np.ndarray]], *, xlabel: str, ylabel: str, title: str,
                 logy: bool = True) -> None:
     """Per-seed curves (thin) and mean ± std (line and shaded band over the epochs all seeds reached)."""
-    fig = _figure((6.2, 4.0))
+    fig = new_figure((6.2, 4.0))
     ax = fig.subplots()
     for i, (name, per_seed) in enumerate(curves.items()):
         color = f"C{i % 10}"
@@ -145,6 +145,8 @@ def band_figure(path: Path, curves: dict[str, list[np.ndarray]], *, xlabel: str,
         ax.fill_between(ep, m - s, m + s, color=color, alpha=0.2)
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6, ncol=2)
-    _save(fig, path)
+    save_png(fig, path)

@@ -25,8 +25,6 @@ EXAMPLES = ROOT / "examples"
 SCRIPT = EXAMPLES / "reproduce_digits.py"
 CELL = re.compile(r"^(–|-?[0-9.]+) ± (–|[0-9.]+) \((.+)\)$")
 RUNTIME = re.compile(r"total runtime \d+(\.\d+)? min")
-CSVS = ("memorization_vs_k.csv", "checkpoints.csv", "field_k2.csv", "memorization_vs_size.csv",
-        "contraction_init.csv", "probe.csv", "probe_rank.csv", "mse_curves.csv")
 
 pytest.importorskip("torch")
 pytest.importorskip("mlxtend")
@@ -34,6 +32,8 @@ pytest.importorskip("matplotlib")
 sys.path.insert(0, str(EXAMPLES))
 from _repro_study import TABLES  # noqa: E402
 from _repro_train import cached_entry, checkpoint_epochs, job_name, plateau_reached  # noqa: E402
+
+CSVS = tuple(f"{name}.csv" for name in TABLES) + ("mse_curves.csv",)
 
 
 @pytest.fixture(scope="module")
