@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 __all__ = ["FAMILIES", "METRIC_NAMES", "family_samples", "family_table", "set_table", "paper_table",
-           "select", "selection_markdown", "target_check", "target_markdown"]
+           "select", "selection_markdown", "default_rule", "default_rule_markdown", "target_check", "target_markdown"]
 
 FAMILIES = ("far", "near", "novelty")
 METRIC_NAMES = {"auroc": "AUROC", "fpr95_id_positive": "FPR95 ID+", "fpr95_ood_positive": "FPR95 OOD+"}
@@ -163,6 +163,79 @@ def selection_markdown(sel: dict) -> str:
               + (", ".join(f"`{m}` {c}/{n}" for m, c in sorted(sel["counts"].items(), key=lambda t: -t[1])) or "none"),
               "", "Chosen on all families' validation splits: "
               + (", ".join(f"{k}: `{v}`" for k, v in sel["overall"].items()) or "none")]
+    return "\n".join(lines)
+
+
+def _regrets(samples: dict, split_models: list, candidates: list[str], methods: list[str], fams) -> dict:
+    """candidate -> [regret on (model, family)] in points: the best of ``methods`` minus the candidate."""
+    out = {c: [] for c in candidates}
+    for mo in split_models:
+        for fam in fams:
+            means = {m: float(np.mean(samples[(fam, mo, m, "auroc")])) for m in methods
+                     if samples.get((fam, mo, m, "auroc"))}
+            if not means or any(c not in means for c in candidates):
+                continue
+            best = max(means.values())
+            for c in candidates:
+                out[c].append(100 * (best - means[c]))
+    return out
+
+
+def _pick(regret: dict, candidates: list[str]) -> str:
+    """Smallest worst-case regret; ties: smaller mean regret, then the order of ``candidates``."""
+    return min(candidates, key=lambda c: (round(max(regret[c]), 6), round(float(np.mean(regret[c])), 6),
+                                          candidates.index(c)))
+
+
+def default_rule(records: list[dict], candidates: list[str], methods: list[str]) -> dict:
+    """The one default for every model, chosen on validation rows pooled over every model and seed.
+
+    A candidate's regret on (model, family) is the best seed-mean *validation* AUROC among
+    ``methods`` (flowcore's and PyOD's) minus its own, in points. The default is the candidate
+    with the smallest worst-case regret over model × family (ties: smaller mean regret, then the
+    order of ``candidates``): the issue's target, "best or within 1 point of the best on every
+    family × model", read on validation rows. ``lofo``: the same rule on two families' validation
+    rows, with the chosen candidate's *test* regret on the third (per model). Test rows never choose.
+    """
+    val, test = family_samples(records, split="val"), family_samples(records, split="test")
+    models = _ordered(r["model"] for r in records if r["group"] == "flowcore")
+    fams = [f for f in FAMILIES if any(k[0] == f for k in val)]
+    if not models or not fams:
+        return {"candidates": list(candidates), "chosen": None, "table": [], "lofo": []}
+    vr, tr = _regrets(val, models, candidates, methods, fams), _regrets(test, models, candidates, methods, fams)
+    chosen = _pick(vr, candidates)
+    table = [{"method": c, "val_max_regret": max(vr[c]), "val_mean_regret": float(np.mean(vr[c])),
+              "test_max_regret": max(tr[c]), "test_mean_regret": float(np.mean(tr[c]))} for c in candidates]
+    table.sort(key=lambda row: (round(row["val_max_regret"], 6), round(row["val_mean_regret"], 6)))
+    lofo = []
+    for held in fams:
+        others = [f for f in fams if f != held]
+        if not others:
+            continue
+        c = _pick(_regrets(val, models, candidates, methods, others), candidates)
+        per = _regrets(test, models, [c], methods, [held])[c]
+        lofo.append({"held_out_family": held, "chosen": c, "test_regret": dict(zip(models, per))})
+    return {"candidates": list(candidates), "chosen": chosen, "table": table, "lofo": lofo}
+
+
+def default_rule_markdown(rule: dict) -> str:
+    """Markdown of :func:`default_rule`: the candidates by worst-case validation regret, then the LOFO check."""
+    if rule["chosen"] is None:
+        return "No validation rows."
+    lines = ["| candidate | worst val regret | mean val regret | worst test regret | mean test regret |",
+             "|---|---|---|---|---|"]
+    for row in rule["table"]:
+        name = f"**{row['method']}**" if row["method"] == rule["chosen"] else row["method"]
+        lines.append(f"| {name} | {row['val_max_regret']:.1f} | {row['val_mean_regret']:.1f} | "
+                     f"{row['test_max_regret']:.1f} | {row['test_mean_regret']:.1f} |")
+    lines += ["", f"Chosen on validation rows: `{rule['chosen']}`. The test columns are shown, never used.", ""]
+    models = list(rule["lofo"][0]["test_regret"]) if rule["lofo"] else []
+    lines += ["Leave one family out: the rule on the other families' validation rows, test regret (points) on the "
+              "held-out family:", "", "| held-out family | chosen | " + " | ".join(models) + " |",
+              "|---" * (2 + len(models)) + "|"]
+    for row in rule["lofo"]:
+        lines.append(f"| {row['held_out_family']} | {row['chosen']} | "
+                     + " | ".join(f"{row['test_regret'][m]:.1f}" for m in models) + " |")
     return "\n".join(lines)
 
 

@@ -25,7 +25,9 @@ What it does, for every model kind × latent size k × seed (all seeded):
    ``results.json`` (settings, timings, records, selection) and ``paper_failure.png``.
 
 The selection protocol (``_ood_tables.select``): for each family F, the flowcore method with the
-best mean *validation* AUROC over the other families is reported on F's *test* rows.
+best mean *validation* AUROC over the other families is reported on F's *test* rows. The default
+rule (``_ood_tables.default_rule``): one method for every model, the one with the smallest
+worst-case validation regret against the best method over model × family, pooled over seeds.
 
 ``--quick`` (the test's smoke mode): 1 seed, the MLP AE, k 16, 3 epochs, 300/100/100 digits,
 60 rows per OOD set, one held-out class, PyOD's deep peers 1 epoch.
@@ -54,8 +56,8 @@ from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 from _ood_peers import PEERS, SCORE_BATCH  # noqa: E402
 from _ood_run import PAPER_EXACT, log, run_one  # noqa: E402
 from _ood_sets import BLUR_SIGMA, NEAR_DESC, load_mnist_labelled, split_indices  # noqa: E402
-from _ood_tables import (FAMILIES, family_table, paper_table, select, selection_markdown, set_table,  # noqa: E402
-                         target_check, target_markdown)
+from _ood_tables import (FAMILIES, default_rule, default_rule_markdown, family_table, paper_table,  # noqa: E402
+                         select, selection_markdown, set_table, target_check, target_markdown)
 
 CANDIDATES = list(METHODS)  # the selection protocol chooses among flowcore's methods
 DEFAULTS = ["features", "combined", "combined_max"]
@@ -151,7 +153,8 @@ def settings_lines(cfg: dict, infos: list[dict], wall: float) -> list[str]:
     ]
 
 
-def write_tables(out: Path, cfg: dict, records: list[dict], infos: list[dict], sel: dict, wall: float) -> str:
+def write_tables(out: Path, cfg: dict, records: list[dict], infos: list[dict], sel: dict, rule: dict,
+                 wall: float) -> str:
     methods = [m for m in METHODS] + [p for p in PEERS if p in cfg["peers"]]
     models = list(dict.fromkeys(r["model"] for r in records))
     lines = ["# OOD benchmark (flowcore `examples/ood_benchmark.py`)", "", *settings_lines(cfg, infos, wall), ""]
@@ -163,6 +166,11 @@ def write_tables(out: Path, cfg: dict, records: list[dict], infos: list[dict], s
               "candidate with the best mean **validation** AUROC over the other families is reported on F's **test** "
               "rows (validation = separate ID digits and separately drawn OOD samples; the test rows never choose).",
               "", selection_markdown(sel), "",
+              "## Default rule (validation rows, pooled over every model and seed)", "",
+              "One default for every model: the candidate with the smallest worst-case regret (best method's "
+              "seed-mean validation AUROC, flowcore's or PyOD's, minus the candidate's) over model × family; "
+              "ties go to the smaller mean regret. Regrets in AUROC points.", "",
+              default_rule_markdown(rule), "",
               "## Target check (test, seed means): the default candidates against the best method (flowcore or PyOD)",
               "", target_markdown(target_check(records, DEFAULTS, methods), DEFAULTS, records), ""]
     variants = [PAPER_EXACT] + list(dict.fromkeys(r["method"] for r in records if r["group"] == "paper"
@@ -190,12 +198,14 @@ def finish(out: Path, cfg: dict, records: list[dict], infos: list[dict], wall: f
     """Selection, tables, CSV and JSON of the records so far (written after every run, so a stopped study
     leaves its finished runs behind)."""
     sel = select(records, CANDIDATES)
+    rule = default_rule(records, CANDIDATES, list(METHODS) + list(cfg["peers"]))
     write_csv(out / "results.csv", records)
-    text = write_tables(out, cfg, records, infos, sel, wall)
+    text = write_tables(out, cfg, records, infos, sel, rule, wall)
     fig = cfg.get("figure_for")
     atomic_write_json(out / "results.json", {
         "config": {k: v for k, v in cfg.items() if k != "figure_for"}, "figure_for": list(fig) if fig else None,
-        "wall_seconds": round(wall, 1), "runs": infos, "selection": sel, "records": records, **(extra or {}),
+        "wall_seconds": round(wall, 1), "runs": infos, "selection": sel, "default_rule": rule,
+        "records": records, **(extra or {}),
         "tables": {fam: family_table(records, fam, list(METHODS) + list(cfg["peers"])) for fam in FAMILIES}})
     return text
 

@@ -41,7 +41,7 @@ def test_quick_outputs_exist_and_are_well_formed(quick):
     assert (out / "paper_failure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "tables.md").read_text()
     assert text == proc.stdout.rstrip("\n") or text in proc.stdout
-    for head in ("## far-OOD", "## near-OOD", "## novelty", "## Selection protocol", "## Target check",
+    for head in ("## far-OOD", "## near-OOD", "## novelty", "## Selection protocol", "## Default rule", "## Target check",
                  "## The paper's trajectory score, studied", "## Per-set AUROC"):
         assert head in text, head
     assert "wall time" in text and "**" in text  # the best per column is marked
@@ -82,6 +82,24 @@ def test_quick_outputs_exist_and_are_well_formed(quick):
         score = {m: np.mean([np.mean(val[(m, f)]) for f in others]) for m in sel["candidates"]}
         assert score[r["chosen"]] == pytest.approx(max(score.values()))
         assert r["val_auroc_other_families"] == pytest.approx(score[r["chosen"]])
+
+    # the one default: smallest worst-case regret against the best method on validation rows (recomputed here;
+    # far / near: mean over the sets, novelty: mean over the held-out classes), test rows never choose
+    rule = res["default_rule"]
+    allval = {}
+    for r in res["records"]:
+        if r["split"] == "val" and r["group"] in ("flowcore", "pyod"):
+            allval.setdefault((r["method"], r["family"]), []).append(r["auroc"])
+    regret = {m: [100 * (max(np.mean(v) for (mm, ff), v in allval.items() if ff == f) - np.mean(allval[(m, f)]))
+                  for f in ("far", "near", "novelty")] for m in rule["candidates"]}
+    worst = min(max(v) for v in regret.values())
+    assert max(regret[rule["chosen"]]) == pytest.approx(worst)
+    assert [row["method"] for row in rule["table"]][0] == rule["chosen"]
+    assert {row["held_out_family"] for row in rule["lofo"]} == {"far", "near", "novelty"}
+    for row in rule["lofo"]:
+        others = [i for i, f in enumerate(("far", "near", "novelty")) if f != row["held_out_family"]]
+        assert max(regret[row["chosen"]][i] for i in others) == pytest.approx(
+            min(max(v[i] for i in others) for v in regret.values()))
 
 
 def test_split_indices_disjoint_and_seeded():
