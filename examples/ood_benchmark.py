@@ -60,7 +60,7 @@ from _ood_tables import (FAMILIES, default_rule, default_rule_markdown, family_t
                          select, selection_markdown, set_table, target_check, target_markdown)
 
 CANDIDATES = list(METHODS)  # the selection protocol chooses among flowcore's methods
-DEFAULTS = ["features", "combined", "combined_max"]
+DEFAULTS = ["features_knn", "features", "combined", "combined_max"]  # the default (features_knn), the earlier one, combinations
 FIELDS = ("model", "seed", "family", "set", "split", "group", "method", "auroc", "fpr95_id_positive",
           "fpr95_ood_positive")
 

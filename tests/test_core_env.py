@@ -220,7 +220,8 @@ def test_core_env_python_api(core_python, digits_bundle, digits, tmp_path):
 
 
 def test_core_env_scores_like_full_env(core_python, digits_bundle, digits, tmp_path):
-    det = OODDetector(digits_bundle, methods=("trajectory", "features", "knn_mean50"), providers="cpu")
+    det = OODDetector(digits_bundle, methods=("trajectory", "features", "knn_mean50"), default="features",
+                      providers="cpu")
     det.fit(digits["x_train"]).save(tmp_path / "det")
     x = np.concatenate([digits["x_test"][:100], np.random.default_rng(0).uniform(0, 1, (50, 1, 8, 8)).astype(np.float32)])
     save_npz(tmp_path / "x.npz", x=x)

@@ -32,7 +32,7 @@ def fitted(digits_bundle, digits):
 
 def test_api_conventions(fitted, ood_data, digits):
     x_id, x_ood = ood_data
-    assert set(fitted.methods) == set(METHODS) and fitted.default == "features"
+    assert set(fitted.methods) == set(METHODS) and fitted.default == "features_knn"
     s_id, s_ood = fitted.decision_function(x_id), fitted.decision_function(x_ood)
     assert s_id.shape == (len(x_id),) and s_id.dtype == np.float64
     assert np.median(s_ood) > np.median(s_id)  # higher = more OOD
@@ -106,6 +106,7 @@ def test_cli_fit_score_and_core_only_subprocess(digits_bundle, digits, ood_data,
                  str(tmp_path / "det"), "--methods", "trajectory,features,recon_error", "--quiet", "--device", "cpu"]) == 0
     capsys.readouterr()
     det = OODDetector.load(tmp_path / "det", providers="cpu")
+    assert det.default == "trajectory"  # no --default and no features_knn among --methods: the first one
     expect = det.decision_function(x)
     # score where torch, tensorflow and sklearn cannot be imported
     code = BLOCK + textwrap.dedent(
@@ -125,7 +126,15 @@ def test_cli_fit_score_and_core_only_subprocess(digits_bundle, digits, ood_data,
     got = np.array([float(r["score"]) for r in rows])
     np.testing.assert_array_equal(got, expect)
     np.testing.assert_array_equal([int(r["prediction"]) for r in rows], (expect > det.threshold_).astype(int))
-    np.testing.assert_array_equal([float(r["score_trajectory"]) for r in rows], det.decision_function(x, method="trajectory"))
+    np.testing.assert_array_equal([float(r["score_features"]) for r in rows], det.decision_function(x, method="features"))
+
+
+def test_cli_fit_default_is_features_knn_when_fitted(digits_bundle, digits, tmp_path, capsys):
+    save_npz(tmp_path / "id.npz", x=digits["x_train"][:200])
+    assert main(["ood", "fit", str(digits_bundle.path), "--id", str(tmp_path / "id.npz"), "--out", str(tmp_path / "det"),
+                 "--methods", "recon_error,features_knn", "--quiet", "--device", "cpu"]) == 0
+    assert "default features_knn" in capsys.readouterr().out
+    assert OODDetector.load(tmp_path / "det", providers="cpu").default == "features_knn"  # not the first listed
 
 
 def test_cli_tampered_detector_one_line(fitted, tmp_path, capsys):

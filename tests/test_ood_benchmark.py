@@ -172,7 +172,7 @@ def test_peer_scores_are_fitted_once_per_training_set_and_reused(digits_bundle, 
     from flowcore.analysis.ood.detector import OODDetector  # noqa: PLC0415
 
     x_tr, x_te = digits["x_train"][:300], digits["x_test"][:80]
-    det = OODDetector(digits_bundle, methods=("features", "recon_error"), providers="cpu").fit(x_tr)
+    det = OODDetector(digits_bundle, methods=("features", "recon_error"), default="features", providers="cpu").fit(x_tr)
     blocks = {"ID test": x_te[:40], "test:other": x_te[40:]}
     cfg = {"names": ["pyod KNN", "pyod ECOD"], "epochs": 1}
     R._PEER_SCORES.clear()

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError as SkNotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
-METHODS = ("trajectory", "features", "recon_error", "knn_kth50_norm")
+METHODS = ("trajectory", "features", "features_knn", "recon_error", "knn_kth50_norm")  # features_knn: the default
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,8 @@ def add_parsers(sub, common) -> None:
     f.add_argument("--id", required=True, help="ID inputs: file.npy/.npz[:KEY], shape (N, *input_shape)")
     f.add_argument("--out", required=True, help="detector folder to write")
     f.add_argument("--methods", default="all", help="comma-separated methods, or 'all' (default)")
-    f.add_argument("--default", default="features", help="method used by `ood score` (default features)")
+    f.add_argument("--default", default=None,
+                   help="method used by `ood score` (default: features_knn if fitted, else the first of --methods)")
     f.add_argument("--bank-source", default="id", choices=["id", "noise"], help="attractor bank from ID or N(0,I) starts")
     number(f, "--n-noise", default=None, help="noise starts for --bank-source noise")
     number(f, "--contamination", default=0.05, help="threshold keeps 1 - this of ID (default 0.05)")
@@ -83,7 +84,8 @@ def _cmd_fit(args, out, emit) -> int:
         raise DataError(f"--id {args.id} holds {'a scalar' if x.ndim == 0 else '0 rows'}: there are no ID samples "
                         "to fit the detector on")
     dest.check_space(tree_bytes(args.bundle) + 8 * len(x) * (len(methods) + 2))
-    det = OODDetector(args.bundle, methods=methods, default=args.default, contamination=args.contamination,
+    default = args.default or ("features_knn" if "features_knn" in methods or not methods else methods[0])
+    det = OODDetector(args.bundle, methods=methods, default=default, contamination=args.contamination,
                       bank_source=args.bank_source, n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps,
                       batch_size=args.batch_size, providers=args.device, intra_op_num_threads=args.threads,
                       seed=args.seed, progress=None if not args.quiet else False, engine=args.engine)

@@ -67,8 +67,10 @@ class OODDetector(ParamsMixin):
     ----------
     bundle : FlowBundle or path-like
     methods : sequence of str, default ``METHODS``
-    default : str, default "features"
-        Method used by ``decision_function``/``predict`` when none is named.
+    default : str, default "features_knn"
+        Method used by ``decision_function``/``predict`` when none is named. ``features_knn`` was
+        chosen by ``examples/ood_benchmark.py``'s default rule on validation rows only (smallest
+        worst-case regret over far / near / novelty × six models × three seeds; README).
     contamination : float, default 0.05
         ``threshold_`` keeps 1 − contamination of the ID fit scores (PyOD convention).
     bank_source : {"id", "noise"}, default "id"
@@ -87,7 +89,7 @@ class OODDetector(ParamsMixin):
     seed : int — for noise starts
     """
 
-    def __init__(self, bundle, *, methods: Sequence[str] = METHODS, default: str = "features",
+    def __init__(self, bundle, *, methods: Sequence[str] = METHODS, default: str = "features_knn",
                  contamination: float = 0.05, bank_source: str = "id", n_noise: int | None = None,
                  bank: str = "attractors", merge_threshold: float = 1e-3, tol: float = 1e-6,
                  max_steps: int = 3000, batch_size: int = 4096, providers: str | Sequence[str] = "auto",
