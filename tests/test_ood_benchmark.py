@@ -189,3 +189,17 @@ def test_peer_scores_are_fitted_once_per_training_set_and_reused(digits_bundle, 
     assert "c pyod fit+score" in t3 and len(R._PEER_SCORES) == 2
     assert not np.array_equal(p3["ID test"]["pyod KNN"], p1["ID test"]["pyod KNN"])
     R._PEER_SCORES.clear()
+
+
+def test_combine_merges_finished_runs(quick, tmp_path):
+    out, _ = quick
+    merged = tmp_path / "merged"
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "ood_benchmark.py"), "--combine", str(out), "--out",
+                           str(merged)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    part, res = json.loads((out / "results.json").read_text()), json.loads((merged / "results.json").read_text())
+    assert res["records"] == part["records"] and res["default_rule"] == part["default_rule"]
+    assert res["config"]["parts"] == [[part["config"]["command"], part["wall_seconds"]]]
+    text = (merged / "tables.md").read_text()
+    assert f"Part 1: `{part['config']['command']}`" in text and "wall time of the longest part" in text
+    assert (merged / "paper_failure.png").read_bytes() == (out / "paper_failure.png").read_bytes()
