@@ -106,11 +106,11 @@ def paper_table(records: list[dict], variants: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _fam_means(records: list[dict], split: str, candidates: list[str]) -> dict:
+def _fam_means(records: list[dict], split: str, candidates, groups=("flowcore",)) -> dict:
     """(model, seed) -> method -> family -> mean AUROC over the family's sets (classes for novelty)."""
     acc = defaultdict(list)
     for r in records:
-        if r["split"] == split and r["group"] == "flowcore" and r["method"] in candidates:
+        if r["split"] == split and r["group"] in groups and r["method"] in candidates:
             acc[((r["model"], r["seed"]), r["method"], r["family"])].append(r["auroc"])
     out: dict = defaultdict(lambda: defaultdict(dict))
     for (ms, m, fam), v in acc.items():
@@ -266,18 +266,14 @@ def target_markdown(check: list[dict], defaults: list[str], records: list[dict])
                      + " | ".join(gaps) + " |")
     models = _ordered(r["model"] for r in records)
     peers = ("pyod AutoEncoder", "pyod AutoEncoder/raw", "pyod VAE", "pyod VAE/raw")
-    per = defaultdict(list)  # (model, method, seed, family) -> test AUROCs of the family's sets / classes
-    for r in records:
-        if r["split"] == "test" and r["group"] in ("flowcore", "pyod"):
-            per[(r["model"], r["method"], r["seed"], r["family"])].append(r["auroc"])
-    seeds = sorted({k[2] for k in per})
+    shown = list(defaults) + list(peers)
+    fm = _fam_means(records, "test", shown, groups=("flowcore", "pyod"))  # (model, seed) -> method -> family -> mean
     lines += ["", "Mean test AUROC over the three families (each family weighted equally; ± over seeds):", "",
-              "| model | " + " | ".join(list(defaults) + list(peers)) + " |", "|---" * (1 + len(defaults) + len(peers)) + "|"]
+              "| model | " + " | ".join(shown) + " |", "|---" * (1 + len(shown)) + "|"]
     for mo in models:
         cells = []
-        for m in list(defaults) + list(peers):
-            vals = [np.mean([np.mean(per[(mo, m, s, f)]) for f in FAMILIES if per.get((mo, m, s, f))])
-                    for s in seeds if any(per.get((mo, m, s, f)) for f in FAMILIES)]
+        for m in shown:
+            vals = [float(np.mean(list(fm[ms][m].values()))) for ms in fm if ms[0] == mo and fm[ms].get(m)]
             cells.append(_cell(vals, False) if vals else "–")
         lines.append(f"| {mo} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -41,7 +41,7 @@ for p in (ROOT, ROOT / "adapters" / "torch"):  # run from a checkout without ins
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from flowcore.analysis.ood.detector import METHODS, OODDetector  # noqa: E402
+from flowcore.analysis.ood.detector import DEFAULT_METHOD, METHODS, OODDetector  # noqa: E402
 from flowcore.analysis.ood.evaluation import MEAN, evaluate  # noqa: E402
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 from flowcore.plots.ood import write_report  # noqa: E402
@@ -177,7 +177,7 @@ def findings(rep, noise_rep, check: list[dict]) -> list[str]:
     low = [f"{s} ({100 * rep.row('trajectory', s).auroc:.1f})" for s in sets if rep.row("trajectory", s).auroc < 0.5]
     out.append("- Trajectory score (paper) AUROC below 50 (ranks OOD as *more* in-distribution than the test "
                f"digits): {', '.join(low) if low else 'on no set'}. Reported as computed, not flipped.")
-    d = check[0]["default"] if check else "features_knn"
+    d = check[0]["default"] if check else DEFAULT_METHOD
     out += ["", f"Target check: is the default `{d}` the best method, or within 1 AUROC point of the best "
             "baseline (" + ", ".join(BASELINES) + "), on every OOD set?", "",
             f"| OOD set | {d} AUROC | best baseline | its AUROC | {d} − best baseline (points) | met |",

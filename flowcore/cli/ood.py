@@ -16,7 +16,7 @@ from flowcore.errors import DataError, ParameterError
 from flowcore.io import load_array
 from flowcore.cli._out import detector_entries, out_file, out_folder, tree_bytes
 from flowcore import __version__
-from flowcore.analysis.ood.detector import METHODS, OODDetector
+from flowcore.analysis.ood.detector import DEFAULT_METHOD, METHODS, OODDetector
 from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_identity
 from flowcore.analysis.ood.evaluation import evaluate
 from flowcore.analysis.ood.report import OODReport
@@ -38,7 +38,7 @@ def add_parsers(sub, common) -> None:
     f.add_argument("--out", required=True, help="detector folder to write")
     f.add_argument("--methods", default="all", help="comma-separated methods, or 'all' (default)")
     f.add_argument("--default", default=None,
-                   help="method used by `ood score` (default: features_knn if fitted, else the first of --methods)")
+                   help=f"method used by `ood score` (default: {DEFAULT_METHOD} if fitted, else the first of --methods)")
     f.add_argument("--bank-source", default="id", choices=["id", "noise"], help="attractor bank from ID or N(0,I) starts")
     number(f, "--n-noise", default=None, help="noise starts for --bank-source noise")
     number(f, "--contamination", default=0.05, help="threshold keeps 1 - this of ID (default 0.05)")
@@ -84,7 +84,7 @@ def _cmd_fit(args, out, emit) -> int:
         raise DataError(f"--id {args.id} holds {'a scalar' if x.ndim == 0 else '0 rows'}: there are no ID samples "
                         "to fit the detector on")
     dest.check_space(tree_bytes(args.bundle) + 8 * len(x) * (len(methods) + 2))
-    default = args.default or ("features_knn" if "features_knn" in methods or not methods else methods[0])
+    default = args.default or (DEFAULT_METHOD if DEFAULT_METHOD in methods or not methods else methods[0])
     det = OODDetector(args.bundle, methods=methods, default=default, contamination=args.contamination,
                       bank_source=args.bank_source, n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps,
                       batch_size=args.batch_size, providers=args.device, intra_op_num_threads=args.threads,

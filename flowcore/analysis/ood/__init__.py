@@ -5,6 +5,7 @@ Scores are higher = more out-of-distribution, everywhere (PyOD's conventions).
 
 from flowcore.analysis.ood.detector import (
     DEFAULT_FEATURES,
+    DEFAULT_METHOD,
     METHODS,
     Evidence,
     FeatureDetector,
@@ -16,4 +17,4 @@ from flowcore.analysis.ood.detector import (
 )
 
 __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
-           "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]
+           "FeatureScore", "METHODS", "DEFAULT_METHOD", "DEFAULT_FEATURES", "make_scorer"]

@@ -50,10 +50,10 @@ from flowcore.dynamics.trajectories import CONVERGED, iterate
 from flowcore.analysis.ood._persist import FORMAT, FORMAT_VERSION, read_detector, save_detector  # noqa: F401
 from flowcore.analysis.ood._estimator import ParamsMixin, outlier_proba
 from flowcore.analysis.ood.baselines import Scorer
-from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
+from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, DEFAULT_METHOD, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
 
 __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
-           "FeatureScore", "METHODS", "DEFAULT_FEATURES", "make_scorer"]  # scorers re-exported from .scorers
+           "FeatureScore", "METHODS", "DEFAULT_METHOD", "DEFAULT_FEATURES", "make_scorer"]  # scorers re-exported from .scorers
 
 
 
@@ -67,7 +67,7 @@ class OODDetector(ParamsMixin):
     ----------
     bundle : FlowBundle or path-like
     methods : sequence of str, default ``METHODS``
-    default : str, default "features_knn"
+    default : str, default ``DEFAULT_METHOD`` ("features_knn")
         Method used by ``decision_function``/``predict`` when none is named. ``features_knn`` was
         chosen by ``examples/ood_benchmark.py``'s default rule on validation rows only (smallest
         worst-case regret over far / near / novelty × six models × three seeds; README).
@@ -89,7 +89,7 @@ class OODDetector(ParamsMixin):
     seed : int — for noise starts
     """
 
-    def __init__(self, bundle, *, methods: Sequence[str] = METHODS, default: str = "features_knn",
+    def __init__(self, bundle, *, methods: Sequence[str] = METHODS, default: str = DEFAULT_METHOD,
                  contamination: float = 0.05, bank_source: str = "id", n_noise: int | None = None,
                  bank: str = "attractors", merge_threshold: float = 1e-3, tol: float = 1e-6,
                  max_steps: int = 3000, batch_size: int = 4096, providers: str | Sequence[str] = "auto",

@@ -28,8 +28,8 @@ from flowcore.analysis.ood.baselines import (
     mahalanobis,
 )
 
-__all__ = ["Evidence", "TrajectoryScore", "FeatureScore", "CombinedScore", "METHODS", "DEFAULT_FEATURES",
-           "COMBINED_COMPONENTS", "make_scorer"]
+__all__ = ["Evidence", "TrajectoryScore", "FeatureScore", "CombinedScore", "METHODS", "DEFAULT_METHOD",
+           "DEFAULT_FEATURES", "COMBINED_COMPONENTS", "make_scorer"]
 
 DEFAULT_FEATURES = ("steps", "path_length", "v0_norm", "dist_start", "dist_mean", "dist_final",
                     "latent_norm", "recon_error", "latent_mahalanobis")
@@ -285,6 +285,9 @@ _BASE = tuple(_FACTORIES)
 _FACTORIES["combined"] = lambda: CombinedScore(reduce="mean")
 _FACTORIES["combined_max"] = lambda: CombinedScore(reduce="max")
 METHODS = tuple(_FACTORIES)
+#: the method ``OODDetector`` and ``flowcore ood fit`` score with when none is named (chosen on validation rows
+#: by ``examples/ood_benchmark.py``'s default rule; README, "Which default?")
+DEFAULT_METHOD = "features_knn"
 _CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
                                      LatentMahalanobis, LatentKNN, CombinedScore)}
 
