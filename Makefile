@@ -24,18 +24,21 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/lint-imports --no-cache --no-logo
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"   # the studies' smoke tests (marker `slow`) run in make bench
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_kernels.py tests/test_grouping.py tests/test_trajectories.py tests/test_features.py -k "not equals_dbscan and not naive_loop"
 
 # `make fuzz`: the long hypothesis profile of tests/test_fuzz.py (make test runs the bounded "ci" one)
 fuzz: setup
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
+# `make bench`: the benchmarks, then the studies' smoke tests (the `slow` marker, minutes each; `make test`
+# deselects them and says so: "N deselected", "slow studies: N tests deselected, run by make bench")
 bench: setup
 	$(PY) tools/bench_engines.py --out bench_out   # engines vs raw ORT vs torch; ~20-25 min on 2 quiet cores
 	$(PY) tools/bench_grouping.py --out bench_out
 	$(PY) tools/bench_import.py --out bench_out
 	$(PY) tools/bench_memory.py --out bench_out
+	$(PY) -m pytest -m slow
 
 clean:
 	rm -rf $(VENV) .venv-core demo_out bench_out .pytest_cache

@@ -36,6 +36,8 @@ __all__ = [
     "DiskFullError",
     "FlowcoreWarning",
     "ProviderWarning",
+    "FlowcoreDeprecationWarning",
+    "ProbeDictionaryWarning",
 ]
 
 
@@ -96,3 +98,11 @@ class FlowcoreWarning(UserWarning):
 
 class ProviderWarning(FlowcoreWarning):
     """The execution providers in use differ from the ones asked for."""
+
+
+class ProbeDictionaryWarning(FlowcoreWarning):
+    """A probing dictionary has fewer atoms than an atom count asked; those rows are capped."""
+
+
+class FlowcoreDeprecationWarning(FlowcoreWarning, DeprecationWarning):
+    """A keyword or spelling that still works for one release; the message names its replacement."""

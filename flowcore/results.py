@@ -7,7 +7,8 @@ length). It implements ``to_json()`` (plain types: the summary and the settings)
 ``_arrays()`` (what goes into the ``.npz``) and ``_from_files(arrays, meta)``. The base gives:
 
 - ``write(folder)`` — the files into an existing folder (to compose several results);
-- ``save(dir)`` — folder-atomic, through :func:`staged_folder`: complete or absent;
+- ``save(dir)`` — folder-atomic, through flowcore's one staging primitive
+  (:meth:`flowcore.outputs.OutputFolder.staged`): complete or absent;
 - ``load(dir)`` — checks the JSON header (``format``, ``kind``, ``format_version``) and that
   exactly the arrays the header lists are present, each matching the schema; anything else is
   refused with one line (:class:`~flowcore.errors.DataError` naming the file and the field).
@@ -23,19 +24,17 @@ import contextlib
 import fnmatch
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-from flowcore.errors import DataError, DiskFullError
-from flowcore.io import atomic_write_json, atomic_write_text, default_mode, load_npz, save_npz
-from flowcore.outputs import NO_SPACE, commit_entries
+from flowcore.errors import DataError
+from flowcore.io import atomic_write_json, atomic_write_text, load_npz, save_npz
+from flowcore.outputs import OutputFolder
 
-__all__ = ["Array", "Result", "staged_folder", "read_header", "check_arrays", "FORMAT_PREFIX"]
+__all__ = ["Array", "Result", "read_header", "check_arrays", "FORMAT_PREFIX"]
 
 FORMAT_PREFIX = "flowcore."
 
@@ -154,56 +153,6 @@ def header(kind: str, version: int) -> dict[str, Any]:
     return {"format": FORMAT_PREFIX + kind, "kind": kind, "format_version": int(version)}
 
 
-def _commit(tmp: Path, dest: Path) -> None:
-    if not dest.exists():
-        try:
-            os.rename(tmp, dest)
-            return
-        except OSError:
-            if not dest.is_dir():
-                raise
-    # an existing folder: move only our own entries in (all or nothing), keep the others
-    commit_entries(tmp, dest, may_replace=lambda name, target: True)
-
-
-@contextlib.contextmanager
-def staged_folder(dest: str | os.PathLike) -> Iterator[Path]:
-    """Stage a folder's files in a temporary sibling and put them in place on success.
-
-    Yields a fresh empty folder beside ``dest``. When the block ends without an exception the
-    staging folder is renamed to ``dest`` (so ``dest`` is complete or absent); if ``dest`` is
-    already a folder, each staged entry is moved into it by atomic rename (all or nothing: a
-    failed rename undoes the earlier ones) and other files there are kept. On an exception
-    nothing is left: the staging folder is removed.
-
-    This is the API's primitive (``Result.save``); commands go through
-    :class:`flowcore.outputs.OutputFolder`, which adds the output-folder policy and the marker.
-
-    Raises
-    ------
-    DataError
-        ``dest`` exists and is not a folder.
-    DiskFullError
-        No space left while writing (ENOSPC, EDQUOT); nothing was written.
-    """
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise DataError(f"{dest} exists and is not a folder; choose another output path")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging.", dir=dest.parent))
-    try:
-        os.chmod(tmp, default_mode(directory=True))
-        yield tmp
-        _commit(tmp, dest)
-    except OSError as exc:
-        if exc.errno not in NO_SPACE or isinstance(exc, DiskFullError):
-            raise
-        raise DiskFullError(f"no space left while writing {dest} ({exc.strerror}); nothing was written there; free "
-                            "some space or choose another path") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class Result:
     """Base of flowcore results (frozen dataclasses of arrays + the settings that produced them).
 
@@ -260,9 +209,9 @@ class Result:
     def write(self, folder: str | os.PathLike, *, extra_json: Mapping[str, Any] | None = None) -> Path:
         """Write the JSON, the NPZ and any tables into an existing ``folder`` (no staging).
 
-        Use :meth:`save` for one result, or :func:`staged_folder` and ``write`` to stage several
-        results and other files together. ``extra_json`` adds plain keys to the JSON (e.g. the
-        figure files a face wrote beside it).
+        Use :meth:`save` for one result; to stage several results and other files together,
+        ``write`` each into the folder :meth:`flowcore.outputs.OutputFolder.staged` yields.
+        ``extra_json`` adds plain keys to the JSON (e.g. the figure files a face wrote beside it).
         """
         folder = Path(folder)
         json_name, npz_name = self.files()
@@ -277,10 +226,25 @@ class Result:
         return folder
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the result into folder ``path``, folder-atomically (see :func:`staged_folder`)."""
-        with staged_folder(path) as tmp:
+        """Write the result into folder ``path``, folder-atomically: complete or absent.
+
+        Staged by :meth:`flowcore.outputs.OutputFolder.staged`: an absent ``path`` is created
+        by one rename; an existing folder gets this result's files (replacing its earlier ones)
+        and keeps every other entry. On any failure ``path`` is left exactly as it was.
+
+        Raises
+        ------
+        DataError
+            ``path`` exists and is not a folder.
+        DiskFullError
+            No space left while writing (ENOSPC, EDQUOT); nothing was written.
+        """
+        path = Path(path)
+        if os.path.lexists(path) and not path.is_dir():
+            raise DataError(f"{path} exists and is not a folder; choose another output path")
+        with OutputFolder(path).staged() as tmp:  # the API's save: no marker, other entries kept
             self.write(tmp)
-        return Path(path)
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike):

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Iterable, Mapping
 
-from flowcore.errors import NotFittedError, ParameterError
+from flowcore.errors import FlowcoreDeprecationWarning, NotFittedError, ParameterError
 
-__all__ = ["Interval", "Options", "SequenceOf", "validate_params", "check_is_fitted"]
+__all__ = ["Interval", "Options", "SequenceOf", "validate_params", "check_is_fitted", "renamed_keyword"]
 
 _ABSTRACT = {int: numbers.Integral, float: numbers.Real}
 _TYPE_NAMES = {int: "an int", float: "a float", bool: "a bool", str: "a str"}
@@ -168,3 +169,21 @@ def check_is_fitted(estimator: Any, attribute: str, *, method: str) -> None:
     if not hasattr(estimator, attribute):
         name = type(estimator).__name__
         raise NotFittedError(f"{name}.{method}: this {name} is not fitted yet; call fit(...) first")
+
+
+def renamed_keyword(caller: str, old: str, new: str, old_value: Any, new_value: Any, default: Any,
+                    *, stacklevel: int = 3) -> Any:
+    """The value of a keyword renamed from ``old`` to ``new`` (the old name works for one release).
+
+    ``old_value`` is None when the old name was not used; then ``new_value`` is returned. Otherwise a
+    :class:`~flowcore.errors.FlowcoreDeprecationWarning` names the new keyword and ``old_value`` is
+    returned; :class:`~flowcore.errors.ParameterError` when ``new`` was also given (not ``default``).
+    ``stacklevel`` 3 points the warning at the caller of the function that calls this.
+    """
+    if old_value is None:
+        return new_value
+    warnings.warn(f"{caller}({old}=...) is deprecated; use {new}=... (the old name goes in the next release)",
+                  FlowcoreDeprecationWarning, stacklevel=stacklevel)
+    if new_value != default:
+        raise ParameterError(f"{caller}: {old} and {new} are the same setting; pass {new} only")
+    return old_value

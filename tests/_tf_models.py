@@ -118,9 +118,9 @@ def iterate_keras(enc, dec, z0: np.ndarray, *, tol: float = 1e-6, max_steps: int
 
 
 # ----------------------------------------------------------------- small models
-def dense(units: int, seed: int, activation: str | None = None) -> keras.layers.Dense:
+def dense(units: int, seed: int, activation: str | None = None, name: str | None = None) -> keras.layers.Dense:
     """A Dense layer with a seeded Glorot-uniform kernel."""
-    return _dense(units, seed, activation)
+    return _dense(units, seed, activation, name)
 
 
 def tiny_pair(seed: int = 0) -> tuple[keras.Model, keras.Model]:

@@ -33,13 +33,16 @@ _BUILT: dict[str, Path] = {}
 
 
 def source_version(dist: str) -> str:
-    """``__version__`` of a distribution's package, read from its ``__init__.py`` (not imported)."""
+    """``__version__`` of a distribution's package, read (not imported) from ``_version.py`` or ``__init__.py``."""
     folder, package = DISTRIBUTIONS[dist]
-    tree = ast.parse((folder / package / "__init__.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{package}/__init__.py sets no __version__")
+    for name in ("_version.py", "__init__.py"):
+        path = folder / package / name
+        if not path.is_file():
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"{package} sets no __version__ in _version.py or __init__.py")
 
 
 def build_wheel(dist: str, work: Path) -> Path:

@@ -86,8 +86,19 @@ except ImportError:  # tests/test_fuzz.py then fails loudly on its own import
     pass
 
 
+def pytest_deselected(items):
+    """Count the deselected ``slow`` study tests (pyproject's addopts ``-m "not slow"``), for the summary line."""
+    if items:
+        config = items[0].config
+        config._flowcore_slow_deselected = getattr(config, "_flowcore_slow_deselected", 0) + sum(
+            1 for item in items if item.get_closest_marker("slow") is not None)
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Print ``N bad inputs`` (tests/test_bad_inputs.py cases run) at the end of the session."""
+    """Print ``N bad inputs`` (tests/test_bad_inputs.py cases run) and ``slow studies: N tests deselected``."""
+    slow = getattr(terminalreporter.config, "_flowcore_slow_deselected", 0)
+    if slow:
+        terminalreporter.write_line(f"slow studies: {slow} tests deselected, run by make bench (pytest -m slow)")
     counts = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         counts[outcome] = sum(1 for r in terminalreporter.stats.get(outcome, [])

@@ -35,8 +35,8 @@ from flowcore.errors import BundleError, ExportError  # noqa: E402
 from flowcore.runtime.parity import relative_error  # noqa: E402
 
 TIGHT = 1e-5
-SURFACE = ["export", "load_model", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME",
-           "OUTPUT_NAME"]
+SURFACE = ["export", "load_model", "load_split", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME",
+           "LATENT_NAME", "OUTPUT_NAME"]
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def test_identical_public_surface(kit):
     assert all(name in mod.__all__ and hasattr(mod, name) for name in SURFACE)
     assert (mod.INPUT_NAME, mod.LATENT_NAME, mod.OUTPUT_NAME) == ("x", "z", "x_hat")
     assert mod.relative_error is relative_error  # one parity measure, in the core
-    for fn in ("export", "parity", "load_model"):
+    for fn in ("export", "parity", "load_model", "load_split"):
         ref = inspect.signature(getattr(flowcore_torch, fn)).parameters
         got = inspect.signature(getattr(mod, fn)).parameters
         assert [(p.name, p.kind, p.default) for p in got.values()] == [(p.name, p.kind, p.default) for p in ref.values()]

@@ -38,7 +38,8 @@ def test_rows_and_engines_agree(report):
     for r in rows:
         assert r["row_steps"] >= r["n_starts"] and r["step_calls"] >= r["steps"]["max"]
         assert r["steps"]["max"] <= payload["config"]["max_steps"]
-        for e in ("python", "segment", "iobinding", "auto"):
+        assert "segment" not in r["columns"] and "segment" not in r["engines_available"]  # the engine was removed
+        for e in ("python", "iobinding", "auto"):
             if r["engines_available"][e] is not None:  # an engine this flowcore lacks is reported, not run
                 assert r["engines_available"][e].startswith("not available")
                 continue
@@ -72,7 +73,7 @@ def test_schedule_matches_python_engine():
         from _bench_timing import schedule_of, tile_with_jitter
     finally:
         sys.path.remove(str(TOOLS))
-    from flowcore import iterate
+    from flowcore import IterateOptions, iterate
     from flowcore.runtime.latent_map import LatentMap
 
     lmap = LatentMap(DEMO, providers="cpu", intra_op_num_threads=1)
@@ -92,7 +93,8 @@ def test_schedule_matches_python_engine():
             return lmap.step(z)
 
     rec = Recorder()
-    tr = iterate(rec, z0, tol=1e-6, max_steps=80, batch_size=128, engine="python", progress=False)
+    tr = iterate(rec, z0, tol=1e-6, max_steps=80, batch_size=128, progress=False,
+                 options=IterateOptions(engine="python"))
     sched = schedule_of(tr.steps, 128)
     assert sched.tolist() == rec.sizes
     assert sched.sum() == tr.steps.sum()

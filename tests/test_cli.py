@@ -11,7 +11,7 @@ from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.cli.app import main
 from flowcore.io import save_npz
 
-from _graphs import affine_graph, contraction_to, two_attractors
+from _graphs import affine_graph, contraction_to, rotation, two_attractors
 
 
 @pytest.fixture
@@ -146,3 +146,24 @@ def test_attractors_starts_then_stability(bundle, tmp_path, capsys):
     assert (out / "stability.npz").is_file()
     _one_line_error(*run(["stability", str(tmp_path / "nothing")], capsys))
     _one_line_error(*run(["attractors", str(bundle.path), "--starts", "noise:abc"], capsys))
+
+
+def test_progress_forced_on_and_off_without_a_tty(tmp_path, capsys):
+    # stderr here is pytest's capture, not a terminal: by default no bar; --progress forces one (the bar
+    # shows once a run passes tqdm's 1 s delay), --no-progress forbids it. A rotation never converges, so
+    # every start runs --max-steps; the step count grows (x4, at most 3 times) until the run outlasts the
+    # delay on this machine, and --no-progress then gets a run just as long.
+    b = FlowBundle.write(tmp_path / "rot", *rotation())
+    assert not sys.stderr.isatty()
+    argv = ["trajectories", str(b.path), "--noise", "4"]
+    steps = 5000
+    for _ in range(4):
+        code, out, err = run([*argv, "--max-steps", str(steps), "--progress"], capsys)
+        if code != 0 or "trajectories:" in err:
+            break
+        steps *= 4
+    assert code == 0, err
+    assert "max_steps 4" in out and "trajectories:" in err and "4/4" in err, err  # the bar, on stderr only
+    assert "trajectories:" not in out
+    code, out, err = run([*argv, "--max-steps", str(steps), "--no-progress"], capsys)
+    assert code == 0 and "max_steps 4" in out and err == "", err

@@ -33,12 +33,19 @@ def test_memorization_and_probe(digits_bundle, data, tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["n_attractors"] == len(_rows(tmp_path / "mem" / "memorization.csv")) >= 1
     assert 0 < s["null_noise"]["mean"] < s["null_test"]["mean"] <= 1
+    assert s["verdict"].split(":")[0] in ("memorizes", "does not memorize", "inconclusive")
+    assert 0 <= s["flagged_fraction"] <= 1 and 0 < s["largest_basin_fraction"] <= 1
     assert main(["probe", b, "--heldout", str(data / "test.npz"), "--train", str(data / "train.npz"),
                  "--atoms", "1,4,8", "--out", str(tmp_path / "probe"), "--quiet"]) == 0
     rows = _rows(tmp_path / "probe" / "probe.csv")
     assert {r["basis"] for r in rows} == {"noise", "orthobasis", "pca"} and len(rows) == 9
     full = [float(r["mse_latent"]) for r in rows if r["basis"] == "pca" and r["atoms"] == "8"]
     assert full[0] == pytest.approx(0.0, abs=1e-6)  # all k = 8 PCA components reconstruct latents exactly
+    out = capsys.readouterr().out
+    nb = json.loads((tmp_path / "probe" / "probe.json").read_text())["bases"]["noise"]
+    assert f"atom{'s' * (nb['dictionary_size'] != 1)}, rank {nb['dictionary_rank']}" in out
+    assert ("warning: the noise dictionary has" in out) == any(nb["capped"])  # capped rows are said so
+    assert [r["capped"] for r in rows if r["basis"] == "noise"] == [str(c) for c in nb["capped"]]
 
 
 def test_dynamics_two_checkpoints(digits_bundle, data, tmp_path, capsys):
@@ -61,7 +68,9 @@ def test_field_2d_and_errors(tmp_path, capsys):
     assert abs(float(r["u"])) < 1e-6 and abs(float(r["v"])) < 1e-6
     s = json.loads((tmp_path / "f" / "field.json").read_text())
     assert s["n_attractors"] == 2
-    assert sorted(tuple(np.round(c, 3)) for c in s["attractors_in_plane"]) == [(-1.0, -3.0), (2.0, 1.0)]
+    # endpoints stop at a last step < sqrt(tol) = 1e-3, i.e. within rho/(1-rho) * 1e-3 = 1e-3 of the fixed point
+    np.testing.assert_allclose(sorted(s["attractors_in_plane"]), [(-1.0, -3.0), (2.0, 1.0)], atol=1e-3)
+    assert s["window"] == "given" and s["xlim"] == [-4.0, 4.0] and s["ylim"] == [-4.0, 4.0]
     for stem in ("field_plot", "basin_map", "steps_heatmap"):
         assert (tmp_path / "f" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
     basins = _rows(tmp_path / "f" / "basin_map.csv")

@@ -7,6 +7,7 @@ bundle paths below need not exist: a missing bundle would be exit 3). What the c
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -60,7 +61,8 @@ def test_force_and_resume_declared():
     for name in writers:
         action = by_prog[f"flowcore {name}"]._option_string_actions["--force"]
         assert action.help == FORCE_HELP and action.default is False
-    assert by_prog["flowcore export"]._option_string_actions["--force"].help == "replace an existing bundle at --out"
+    export_force = by_prog["flowcore export"]._option_string_actions["--force"].help
+    assert export_force.startswith("replace an existing bundle at --out")
     for name in ("trajectories", "attractors", "ood fit"):
         assert by_prog[f"flowcore {name}"]._option_string_actions["--resume"].help == RESUME_HELP
     args = build_parser().parse_args(["trajectories", B, "--noise", "3", "--force", "--resume"])
@@ -160,8 +162,6 @@ def test_unknown_flag_names_the_closest(capsys):
     assert "did you mean --contamination?" in line
     line = one_line(*run(["trajectories", B, "--noise", "5", "--zzzzzz"], capsys)[::2], 2)
     assert line == "error: unrecognized argument --zzzzzz"
-    line = one_line(*run(["trajectory", B], capsys)[::2], 2)
-    assert "invalid choice: 'trajectory'" in line and line.endswith("did you mean trajectories?")
     line = one_line(*run(["attractors", B, "--noise", "3", "--metric", "cosin"], capsys)[::2], 2)
     assert line.endswith("did you mean cosine?")
 
@@ -174,12 +174,92 @@ def test_negative_values_are_values_not_flags(capsys):
         assert line == f"error: --tol: expected a finite number > 0, got '{v}'"
 
 
+def test_unknown_command_is_named_before_any_flag(capsys):
+    # a close typo: the command is named with its closest match, even though its flags follow
+    for argv in (["trajectory", B, "--noise", "5"], ["trajectory", B], ["trajectory", "--noise", "5", B]):
+        line = one_line(*run(argv, capsys)[::2], 2)
+        assert line == "error: unknown command 'trajectory' (did you mean 'trajectories'?)", line
+    line = one_line(*run(["atractors", B, "--nosie", "5", "--max-step", "3"], capsys)[::2], 2)
+    assert line == "error: unknown command 'atractors' (did you mean 'attractors'?)"
+    # a far typo: no guess, the known commands are listed
+    line = one_line(*run(["zzz", B, "--noise", "5"], capsys)[::2], 2)
+    assert line == f"error: unknown command 'zzz' (commands: {', '.join(app.COMMANDS)})"
+    # a command group names its sub-commands the same way
+    line = one_line(*run(["ood", "fti", B, "--id", "a"], capsys)[::2], 2)
+    assert line == "error: unknown command 'ood fti' (did you mean 'ood fit'?)"
+    line = one_line(*run(["ood", "nothing-like-it", B], capsys)[::2], 2)
+    assert line == "error: unknown command 'ood nothing-like-it' (commands: ood fit, ood score, ood eval)"
+    # a known command with an unknown flag still names the flag; flags of flowcore itself still work
+    line = one_line(*run(["trajectories", B, "--nosie", "5"], capsys)[::2], 2)
+    assert line == "error: unrecognized argument --nosie; did you mean --noise?"
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("flowcore ")
+
+
+def test_every_argument_has_help_with_its_default():
+    # every action of every (sub-)parser but -h: a non-empty help; every optional flag that is not
+    # required states its default (or when it is required), so --help and docs/cli.md answer "what if I omit it?"
+    missing, no_default = [], []
+    for p in walk(build_parser()):
+        in_required_group = {id(a) for g in p._mutually_exclusive_groups if g.required for a in g._group_actions}
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            name = f"{p.prog} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip() or action.help == argparse.SUPPRESS:
+                missing.append(name)
+            elif (action.option_strings and not action.required and id(action) not in in_required_group
+                  and not isinstance(action, argparse._VersionAction)
+                  and "default" not in action.help and "required" not in action.help):
+                no_default.append(name)
+    assert not missing, f"arguments without help: {missing}"
+    assert not no_default, f"optional flags whose help does not state the default: {no_default}"
+
+
+def test_one_table_builds_the_parser_and_dispatches(capsys, monkeypatch):
+    from flowcore.cli._parser import Command
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(app.COMMANDS)
+    assert {c.dest: c.help for c in sub._choices_actions} == {n: c.help for n, c in app.COMMANDS.items()}
+
+    def add(p, common):
+        p.add_argument("--name", default="world", help="who to greet (default world)")
+        common(p)
+
+    def hello(args, out, emit):
+        emit(out, {"hello": args.name}, args.json, f"hello {args.name}")
+        return 0
+
+    # adding a command is one entry: parser, --help and dispatch all see it
+    monkeypatch.setitem(app.COMMANDS, "hello", Command("greet someone", add, hello))
+    assert run(["hello", "--name", "flow"], capsys)[:2] == (0, "hello flow\n")
+    assert json.loads(run(["hello", "--json"], capsys)[1]) == {"hello": "world"}
+    assert main(["--help"]) == 0 and "greet someone" in capsys.readouterr().out
+    line = one_line(*run(["helo"], capsys)[::2], 2)
+    assert line == "error: unknown command 'helo' (did you mean 'hello'?)"
+
+
+def test_progress_flag_on_every_command_that_iterates():
+    by_prog = {p.prog: p for p in walk(build_parser())}
+    for name in ("trajectories", "attractors", "demo", "field", "ood fit", "ood score", "ood eval"):
+        p = by_prog[f"flowcore {name}"]
+        assert isinstance(p._option_string_actions["--no-progress"], argparse.BooleanOptionalAction), name
+    p = build_parser()
+    assert p.parse_args(["trajectories", B, "--noise", "3"]).progress is None
+    assert p.parse_args(["trajectories", B, "--noise", "3", "--progress"]).progress is True
+    assert p.parse_args(["trajectories", B, "--noise", "3", "--no-progress"]).progress is False
+
+
 # ------------------------------------------------------------------------------------ main()
+def _replace_run(monkeypatch, name, run_):
+    monkeypatch.setitem(app.COMMANDS, name, dataclasses.replace(app.COMMANDS[name], run=run_))
+
+
 def test_internal_error_is_one_line_and_debug_reraises(capsys, monkeypatch):
-    def broken(args, out):
+    def broken(args, out, emit):
         raise KeyError("params")
 
-    monkeypatch.setitem(app._COMMANDS, "info", broken)
+    _replace_run(monkeypatch, "info", broken)
     monkeypatch.delenv("FLOWCORE_DEBUG", raising=False)
     line = one_line(*run(["info", B], capsys)[::2], 4)
     assert line == "error: internal error: KeyError: 'params' (please report)"
@@ -195,10 +275,10 @@ def test_internal_error_is_one_line_and_debug_reraises(capsys, monkeypatch):
     (OSError(5, "Input/output error", "/disk/x"), 4, "error: /disk/x: Input/output error"),
 ])
 def test_exit_codes_by_class(exc, code, text, capsys, monkeypatch):
-    def raising(args, out):
+    def raising(args, out, emit):
         raise exc
 
-    monkeypatch.setitem(app._COMMANDS, "info", raising)
+    _replace_run(monkeypatch, "info", raising)
     monkeypatch.setenv("FLOWCORE_DEBUG", "1")  # only internal errors re-raise
     assert one_line(*run(["info", B], capsys)[::2], code) == text
 

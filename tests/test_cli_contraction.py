@@ -120,3 +120,12 @@ def test_missing_bundle_and_missing_out(tmp_path, capsys, monkeypatch):
     assert out == "" and os.listdir(tmp_path) == []
     code, out, err = run(["contraction", "no_such_bundle"], capsys)
     assert "--out" in one_line(code, err, 2) and os.listdir(tmp_path) == []
+
+
+def test_the_command_is_the_apis_contraction_seeds(untrained_bundle, tmp_path, capsys):
+    # the face only parses, calls and prints: the file is flowcore.contraction_seeds(...).to_json() plus the bundle
+    import flowcore  # noqa: PLC0415
+
+    _, got = contraction(untrained_bundle, tmp_path / "o", capsys, "--n", "150", "--seeds", "2")
+    rep = flowcore.contraction_seeds(LatentMap(untrained_bundle, providers="cpu"), seeds=2, n=150)
+    assert got == {"bundle": str(untrained_bundle.path.resolve()), **json.loads(json.dumps(rep.to_json()))}

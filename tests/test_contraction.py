@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import flowcore
 from flowcore.analysis import ContractionReport, contraction_ratio
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import ParameterError
@@ -107,3 +108,47 @@ def test_random_init_torch_mlp_autoencoder(tmp_path):
     s_in, s_out = z.astype(np.float64).std(0), fz.std(0)
     want = np.sqrt(np.mean(s_out ** 2)) / np.sqrt(np.mean(s_in ** 2))
     assert r1.ratio == pytest.approx(want, rel=1e-4)
+
+
+# --------------------------------------------------------------------------- contraction over seeds
+def test_seeds_are_contraction_ratio_seed_by_seed(tmp_path):
+    # an anisotropic map: the ratio differs from seed to seed, so the mean and std are not trivial
+    lm = _map(tmp_path, linear_pair(np.diag([0.2, 0.9, 1.4]), np.zeros(3)))
+    rep = flowcore.contraction_seeds(lm, seeds=4, n=150)
+    want = [contraction_ratio(lm, n=150, seed=s) for s in range(4)]
+    np.testing.assert_array_equal(rep.seeds, [0, 1, 2, 3])
+    for name in ("ratio", "median_coordinate_ratio", "norm_ratio", "sigma_in", "sigma_out"):
+        values = np.array([getattr(r, name) for r in want])
+        np.testing.assert_array_equal(getattr(rep, name), values)
+        if name in rep.mean:
+            assert rep.mean[name] == float(np.mean(values)) and rep.std[name] == float(np.std(values, ddof=1))
+    assert rep.std["ratio"] > 0
+    np.testing.assert_array_equal(rep.contracts, [r.contracts for r in want])
+    j = rep.to_json()
+    assert (j["n"], j["seeds"], j["latent_dim"], j["latent_shape"]) == (150, 4, 3, [3])
+    assert j["contracting_seeds"] == sum(r.contracts for r in want) == rep.contracting_seeds
+    assert [row["seed"] for row in j["per_seed"]] == [0, 1, 2, 3]
+    assert all(row["ratio"] == r.ratio for row, r in zip(j["per_seed"], want))
+    assert j["settings"]["providers"] == ["CPUExecutionProvider"]
+    back = flowcore.ContractionSeeds.load(rep.save(tmp_path / "seeds"))
+    assert back.to_json() == j
+
+
+def test_seeds_listed_and_one_seed(tmp_path):
+    lm = _map(tmp_path, contraction_to(np.array([1.0, -1.0]), 0.3))
+    rep = flowcore.contraction_seeds(lm, seeds=[5, 2], n=100)
+    np.testing.assert_array_equal(rep.seeds, [5, 2])
+    assert rep.ratio[0] == contraction_ratio(lm, n=100, seed=5).ratio
+    np.testing.assert_allclose(rep.ratio, 0.3, rtol=1e-5)  # linear contraction: |rho| on every seed
+    assert rep.contracting_seeds == 2 and "listed" in rep.settings["inputs"]
+    one = flowcore.contraction_seeds(lm, seeds=1, n=100)
+    assert one.std == {"ratio": None, "median_coordinate_ratio": None, "norm_ratio": None}
+    assert one.mean["ratio"] == float(one.ratio[0])
+
+
+@pytest.mark.parametrize("kw", [{"seeds": 0}, {"seeds": -2}, {"seeds": []}, {"seeds": [1, -1]}, {"seeds": 2.5},
+                                {"n": 1}, {"batch_size": 0}])
+def test_seeds_bad_parameters_refused(tmp_path, kw):
+    lm = _map(tmp_path, contraction_to(np.zeros(2), 0.5))
+    with pytest.raises(ParameterError, match="contraction_seeds"):
+        flowcore.contraction_seeds(lm, **kw)

@@ -77,3 +77,31 @@ def test_upward_import_breaks_the_layers(repo_copy, module, imported, low, high)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{low} is not allowed to import {high}" in proc.stdout, proc.stdout
     assert f"{module} -> {imported}" in proc.stdout, proc.stdout
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    """Names a module takes from the package ``flowcore`` itself (``from flowcore import X`` where X is no submodule)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "flowcore" and node.level == 0:
+            found += [a.name for a in node.names
+                      if not (ROOT / "flowcore" / a.name).is_dir() and not (ROOT / "flowcore" / f"{a.name}.py").is_file()]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == "flowcore"]
+    return found
+
+
+def test_no_layer_imports_the_public_api():
+    """``flowcore/__init__.py`` is the public surface above every layer: no module under flowcore/ imports it."""
+    offenders = {str(p.relative_to(ROOT)): names for p in sorted((ROOT / "flowcore").rglob("*.py"))
+                 if p.name != "__init__.py" or p.parent != ROOT / "flowcore"
+                 if (names := _top_level_imports(p))}
+    assert offenders == {}
+
+
+def test_the_public_api_check_does_fail(tmp_path):
+    bad = tmp_path / "m.py"
+    bad.write_text("from flowcore import LatentMap, dynamics\nimport flowcore\n")
+    assert _top_level_imports(bad) == ["LatentMap", "flowcore"]

@@ -40,7 +40,7 @@ def test_doctor_tiny_graph_really_runs_on_cuda():
 
 def test_cuda_map_equals_cpu_map_on_demo_bundle():
     # ORT's CUDA EP computes float32 MatMul in TF32 by default (use_tf32=1, ~1e-3 relative):
-    # LatentMap turns TF32 off (flowcore.runtime.providers.provider_options)
+    # LatentMap turns TF32 off (flowcore.runtime._sessions.provider_options)
     z = np.random.default_rng(0).standard_normal((512, 8), dtype=np.float32)
     gpu = LatentMap(DEMO, providers="cuda")
     cpu = LatentMap(DEMO, providers="cpu")
@@ -65,14 +65,12 @@ def test_cuda_graph_captured_and_replayed():
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_engines_on_cuda_agree(cuda_graph):
     """On one CUDA map every engine gives the python engine's results, CUDA graphs included."""
-    from flowcore.dynamics.trajectories import iterate
+    from flowcore import IterateOptions, iterate
 
     lmap = LatentMap(DEMO, providers="cuda")
     z0 = np.random.default_rng(1).standard_normal((3000, 8)).astype(np.float32)
-    ref = iterate(lmap, z0, batch_size=1024, engine="python")
-    runs = [iterate(lmap, z0, batch_size=1024, engine="iobinding", cuda_graph=cuda_graph)]
-    if not cuda_graph:
-        runs.append(iterate(lmap, z0, batch_size=1024, engine="segment"))
+    ref = iterate(lmap, z0, batch_size=1024, options=IterateOptions(engine="python"))
+    runs = [iterate(lmap, z0, batch_size=1024, options=IterateOptions(engine="iobinding", cuda_graph=cuda_graph))]
     for tr in runs:
         for f in ("final", "steps", "status", "last_step_sq"):
             np.testing.assert_array_equal(getattr(tr, f), getattr(ref, f), err_msg=f"{tr.settings['engine']}: {f}")

@@ -27,7 +27,7 @@ def _brute_chamfer(a, b):
 def test_chamfer_of_a_set_with_itself_is_one():
     x = np.random.default_rng(0).standard_normal((37, 2, 3))
     assert chamfer_similarity(x, x) == pytest.approx(1.0)
-    assert chamfer_similarity(x, x[::-1] * 3.0, batch=4) == pytest.approx(1.0)  # order and scale free
+    assert chamfer_similarity(x, x[::-1] * 3.0, block_size=4) == pytest.approx(1.0)  # order and scale free
     assert chamfer_similarity(x, x, metric="euclidean") == pytest.approx(0.0, abs=1e-6)
 
 
@@ -35,10 +35,28 @@ def test_chamfer_of_a_set_with_itself_is_one():
 def test_chamfer_matches_brute_force_and_is_symmetric(batch):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((19, 5)), rng.standard_normal((8, 5))
-    v = chamfer_similarity(a, b, batch=batch)
+    v = chamfer_similarity(a, b, block_size=batch)
     assert v == pytest.approx(_brute_chamfer(a, b), abs=1e-12)
-    assert v == pytest.approx(chamfer_similarity(b, a, batch=batch), abs=1e-12)
+    assert v == pytest.approx(chamfer_similarity(b, a, block_size=batch), abs=1e-12)
     assert v < 1.0
+
+
+def test_block_size_old_name_batch_warns_and_gives_the_same_value():
+    """``batch=`` (the nearest-neighbour block size, easy to mistake for ``batch_size=``, the rows per
+    ONNX Runtime call) is now ``block_size=``; the old name works for one release with a warning."""
+    from flowcore import FlowcoreDeprecationWarning, null_levels  # noqa: PLC0415
+    from flowcore.analysis.memorization import memorization_coefficient  # noqa: PLC0415
+
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((19, 5)), rng.standard_normal((8, 5))
+    calls = [(chamfer_similarity, (a, b)), (memorization_coefficient, (a, b)), (null_levels, (a, b))]
+    for fn, args in calls:
+        new = fn(*args, block_size=3)
+        with pytest.warns(FlowcoreDeprecationWarning, match=rf"{fn.__name__}\(batch=\.\.\.\) is deprecated; use block_size"):
+            old = fn(*args, batch=3)
+        assert str(old) == str(new)
+        with pytest.raises(ParameterError, match="same setting"), pytest.warns(FlowcoreDeprecationWarning):
+            fn(*args, batch=3, block_size=5)
 
 
 def test_chamfer_orthogonal_sets_and_errors():

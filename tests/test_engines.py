@@ -1,4 +1,4 @@
-"""Engines (python / segment / iobinding): the same endpoints, step counts, statuses and last steps.
+"""Engines (python / iobinding): the same endpoints, step counts, statuses and last steps.
 
 Every engine runs here on the CPU execution provider, the iobinding one with OrtValues on "cpu"
 (its CUDA-only lines are marked in flowcore/runtime/binding.py). Maps: the trained digits MLP
@@ -17,8 +17,8 @@ import pytest
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.dynamics._binding_pass import run_bound
 from flowcore.dynamics._pass import PassSettings
+from flowcore import IterateOptions, iterate
 from flowcore.dynamics.engines import ENGINES, resolve_engine
-from flowcore.dynamics.trajectories import iterate
 from flowcore.errors import BackendError, ParameterError
 from flowcore.runtime.binding import BoundMap, bucket_sizes
 from flowcore.runtime.latent_map import LatentMap
@@ -36,7 +36,7 @@ def _map(tmp_path, pair, name="b"):
 def _all_engines(lmap, z0, **kw):
     out = {}
     for engine in ENGINES:
-        tr = iterate(lmap, z0, engine=engine, **kw)
+        tr = iterate(lmap, z0, options=IterateOptions(engine=engine), **kw)
         assert tr.settings["engine"] == engine
         out[engine] = tr
     return out
@@ -57,16 +57,6 @@ def test_digits_model_engines_equal(digits_bundle, digits, batch_size):
     _assert_same(runs)
     counts = runs["python"].counts()
     assert counts["converged"] > 0 and counts["max_steps"] > 0  # both ways to stop are exercised
-
-
-@pytest.mark.parametrize("segment_steps", [1, 3, 32, 500])
-def test_segment_steps_do_not_change_results(digits_bundle, digits, segment_steps):
-    lmap = LatentMap(digits_bundle, providers="cpu")
-    z0 = lmap.encode(digits["x_test"][:200])
-    ref = iterate(lmap, z0, batch_size=64, max_steps=300, engine="python")
-    tr = iterate(lmap, z0, batch_size=64, max_steps=300, engine="segment", segment_steps=segment_steps)
-    _assert_same({"python": ref, "segment": tr})
-    assert tr.settings["engine_options"]["segment_steps"] == segment_steps
 
 
 def test_demo_bundle_engines_equal_with_noise_starts():
@@ -117,12 +107,13 @@ def test_chunks_and_edge_sizes(digits_bundle, digits):
     lmap = LatentMap(digits_bundle, providers="cpu")
     z0 = lmap.encode(digits["x_test"][:150])
     for engine in ENGINES:
-        chunked = iterate(lmap, z0, batch_size=40, chunk_size=60, max_steps=300, engine=engine)
-        ref = iterate(lmap, z0, batch_size=40, chunk_size=60, max_steps=300, engine="python")
+        chunked = iterate(lmap, z0, batch_size=40, max_steps=300,
+                          options=IterateOptions(engine=engine, chunk_size=60))
+        ref = iterate(lmap, z0, batch_size=40, max_steps=300, options=IterateOptions(engine="python", chunk_size=60))
         _assert_same({"python": ref, engine: chunked})
-        one = iterate(lmap, z0[:1], engine=engine, max_steps=300)
+        one = iterate(lmap, z0[:1], max_steps=300, options=IterateOptions(engine=engine))
         assert len(one) == 1 and one.steps[0] == ref.steps[0]
-        empty = iterate(lmap, z0[:0], engine=engine)
+        empty = iterate(lmap, z0[:0], options=IterateOptions(engine=engine))
         assert len(empty) == 0 and empty.settings["engine"] == engine
 
 
@@ -132,19 +123,17 @@ def test_auto_and_refusals(tmp_path):
     assert resolve_engine("auto", lmap, record_every=5, features=False) == "python"
     assert resolve_engine("auto", lmap, record_every=0, features=True) == "python"
     z0 = np.zeros((3, *lmap.latent_shape), np.float32)
-    for engine in ("segment", "iobinding"):
-        with pytest.raises(ParameterError, match="does not record paths"):
-            iterate(lmap, z0, engine=engine, record_every=2)
-        with pytest.raises(ParameterError, match="streaming features"):
-            iterate(lmap, z0, engine=engine, features=True)
+    iob = IterateOptions(engine="iobinding")
+    with pytest.raises(ParameterError, match="does not record paths"):
+        iterate(lmap, z0, record_every=2, options=iob)
+    with pytest.raises(ParameterError, match="streaming features"):
+        iterate(lmap, z0, features=True, options=iob)
     with pytest.raises(ParameterError, match="engine must be one of"):
-        iterate(lmap, z0, engine="fast")
-    with pytest.raises(ParameterError, match="segment_steps"):
-        iterate(lmap, z0, engine="segment", segment_steps=0)
+        IterateOptions(engine="fast")
     with pytest.raises(ParameterError, match="cuda_graph needs engine 'iobinding'"):
-        iterate(lmap, z0, engine="segment", cuda_graph=True)
+        IterateOptions(engine="python", cuda_graph=True)
     with pytest.raises(BackendError, match="CUDA graphs need the CUDA execution provider"):
-        iterate(lmap, z0, engine="iobinding", cuda_graph=True)
+        iterate(lmap, z0, options=IterateOptions(engine="iobinding", cuda_graph=True))
     auto = iterate(lmap, z0, record_every=1)
     assert auto.settings["engine"] == "python" and auto.path is not None
 
@@ -160,7 +149,7 @@ def test_auto_and_refusals(tmp_path):
 
     assert iterate(StepOnly(), np.ones((4, 2), np.float32)).settings["engine"] == "python"
     with pytest.raises(ParameterError, match="needs an ONNX Runtime LatentMap"):
-        iterate(StepOnly(), np.ones((4, 2), np.float32), engine="segment")
+        iterate(StepOnly(), np.ones((4, 2), np.float32), options=IterateOptions(engine="iobinding"))
 
 
 def test_bucket_sizes():
@@ -174,7 +163,7 @@ def test_bucketed_binding_equals_python_and_registry_refuses_mismatch(digits_bun
     lmap = LatentMap(digits_bundle, providers="cpu")
     z0 = lmap.encode(np.concatenate([digits["x_test"]] * 2))
     n = len(z0)
-    ref = iterate(lmap, z0, batch_size=600, max_steps=300, engine="python")
+    ref = iterate(lmap, z0, batch_size=600, max_steps=300, options=IterateOptions(engine="python"))
     out = {"final": np.empty_like(z0), "steps": np.zeros(n, np.int32), "status": np.zeros(n, np.int8),
            "last_step_sq": np.zeros(n, np.float32)}
     cfg = PassSettings(np.float32(1e-6), np.float32(1e16), 300, 600, 0)
@@ -215,7 +204,7 @@ def test_cli_engine_flag_gives_the_same_files(tmp_path):
     from flowcore.cli.app import main
 
     arrays = {}
-    for engine in ("python", "segment", "iobinding", "auto"):
+    for engine in ("python", "iobinding", "auto"):
         out = tmp_path / engine
         assert main(["trajectories", DEMO, "--noise", "300", "--engine", engine, "--out", str(out), "--quiet"]) == 0
         with np.load(out / "trajectories.npz", allow_pickle=False) as z:
@@ -227,3 +216,21 @@ def test_cli_engine_flag_gives_the_same_files(tmp_path):
         for k, v in got.items():
             np.testing.assert_array_equal(v, arrays["python"][k], err_msg=f"{engine}: {k}")
     assert main(["trajectories", DEMO, "--noise", "3", "--engine", "warp", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_segment_engine_is_refused_with_one_line_naming_python(tmp_path, capsys):
+    """The removed segment engine: the API and the CLI say so and name the engine with the same results."""
+    from flowcore.cli.app import main
+
+    lmap = LatentMap(DEMO, providers="cpu")
+    z0 = np.zeros((3, *lmap.latent_shape), np.float32)
+    for make in (lambda: IterateOptions(engine="segment"), lambda: IterateOptions(engine="Segment"),
+                 lambda: resolve_engine("segment", lmap, record_every=0, features=False)):
+        with pytest.raises(ParameterError, match="'segment' was removed.*'python' gives the same results"):
+            make()
+    assert "segment" not in ENGINES
+    out = tmp_path / "seg"
+    assert main(["trajectories", DEMO, "--noise", "3", "--engine", "segment", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --engine:") and "removed" in err[0] and "python" in err[0]
+    assert not out.exists()

@@ -25,7 +25,8 @@ def detector(tmp_path_factory):
     bundle = FlowBundle.write(d / "b", enc, dec)
     (d / "b" / "my_notes.txt").write_text("user file, not part of the bundle\n")
     x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
-    det = OODDetector(bundle, methods=("recon_error", "knn_mean50"), default="knn_mean50", providers="cpu").fit(x)
+    det = OODDetector(bundle, methods=("recon_error", "knn_mean50"), default="knn_mean50", providers="cpu",
+                      calibration_split=0).fit(x)  # 60 rows: too few to hold a split back
     det.save(d / "det")
     save_npz(d / "x.npz", x=x[:4])
     return d

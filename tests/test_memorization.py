@@ -1,5 +1,7 @@
 """Memorization coefficient, null levels, rank@variance and the memorization report."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,9 +14,23 @@ from flowcore.analysis.memorization import (
 )
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError, ParameterError
+from flowcore.cli.app import main
+from flowcore.io import save_npz
 from flowcore.runtime.latent_map import LatentMap
 
 from _graphs import two_attractors
+from _trained import trained_digits_bundle
+
+
+@pytest.fixture(scope="module")
+def blank_model(digits, tmp_path_factory):
+    """(bundle, x_train, x_test): the digits MLP AE (k = 8, 15 epochs) trained on 400 digits plus 400
+    blank images, flattened to (N, 64); most noise starts flow to its blank attractor."""
+    x = digits["x_train"][:400].reshape(400, -1)
+    x_train = np.concatenate([x, np.zeros_like(x)])
+    bundle = trained_digits_bundle(x_train.reshape(-1, 1, 8, 8), tmp_path_factory.mktemp("blank") / "b", k=8,
+                                   epochs=15)
+    return bundle, x_train, digits["x_test"][:100].reshape(100, -1)
 
 
 def _brute(decoded, x_train, reduce):
@@ -48,6 +64,9 @@ def test_map_whose_attractors_are_training_points(tmp_path):
     assert rep.rank == 1  # two points, centred: one direction
     assert rep.settings["starts"]["kind"] == "array" and rep.settings["seed"] == 3
     assert rep.test_mse == pytest.approx(float(np.mean((lmap.decode(lmap.encode(x_test)) - x_test) ** 2)))
+    # copies of training points: nothing flagged, and mem 1 beats the test-image null
+    assert not rep.blank.any() and not rep.mean_image.any() and rep.flagged_fraction == 0.0
+    assert rep.verdict.startswith("memorizes: basin-weighted mem 1.000 above the test-image null")
     # noise starts in latent space flow to the same two training points
     rep_n = memorization_report(lmap, x_train, x_test, starts="noise", n_starts=40, tol=1e-10, max_steps=200,
                                 n_noise=10, metric="euclidean", threshold=1e-2, seed=3)
@@ -78,8 +97,8 @@ def test_chunked_equals_unchunked(batch):
     x = rng.standard_normal((101, 1, 3, 3))
     d = rng.standard_normal((23, 9))
     for reduce in ("max", "min"):
-        v, i = memorization_coefficient(d, x, reduce=reduce, batch=batch, return_index=True)
-        v0, i0 = memorization_coefficient(d, x, reduce=reduce, batch=10**6, return_index=True)
+        v, i = memorization_coefficient(d, x, reduce=reduce, block_size=batch, return_index=True)
+        v0, i0 = memorization_coefficient(d, x, reduce=reduce, block_size=10**6, return_index=True)
         np.testing.assert_allclose(v, v0, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(i, i0)
 
@@ -148,3 +167,54 @@ def test_report_on_digits_bundle(digits_bundle, digits, tmp_path):
     back = MemorizationReport.load(tmp_path / "mem")
     np.testing.assert_array_equal(back.mem, rep.mem)
     assert back.rank == rep.rank and back.settings["starts"] == s["starts"]
+
+
+def test_headline_weights_basins_and_flags_the_blank_attractor(blank_model, tmp_path, capsys):
+    # Regression: the headline printed the unweighted mean over attractors while most starts flowed
+    # to one blank attractor with a low mem (the basin-weighted mean sat unprinted in the JSON).
+    bundle, x_train, x_test = blank_model
+    lmap = LatentMap(bundle, providers="cpu")
+    rep = memorization_report(lmap, x_train, x_test, starts="noise", n_starts=300, max_steps=1000, n_noise=200,
+                              seed=0)
+    top = int(np.argmax(rep.counts))
+    w = rep.counts / rep.counts.sum()
+    assert rep.largest_basin_fraction == pytest.approx(w[top]) and w[top] > 0.5  # one basin dominates
+    assert rep.blank[top]  # and it is a blank image: pixel std a fraction of a training image's
+    stds = x_train.std(axis=1)
+    assert rep.decoded[top].std() < 0.1 * np.median(stds)
+    assert rep.mem[top] < rep.mem_mean - 0.03  # a low mem the unweighted mean hides
+    assert rep.mem_weighted_mean == pytest.approx(float(w @ rep.mem))
+    assert rep.mem_weighted_mean < rep.mem_mean - 0.03
+    assert rep.flagged_fraction == pytest.approx(float(w[rep.blank | rep.mean_image].sum()))
+    assert rep.flagged_fraction >= w[top]
+    mean_img = x_train.mean(0)
+    cos = rep.decoded.astype(np.float64) @ mean_img / np.linalg.norm(rep.decoded, axis=1) / np.linalg.norm(mean_img)
+    np.testing.assert_allclose(rep.mean_cosine, cos, rtol=1e-5)
+    np.testing.assert_array_equal(rep.mean_image, rep.mean_cosine >= rep.mem - 1e-12)
+    t = rep.null["test"]["mean"]
+    assert rep.mem_weighted_mean < t
+    assert rep.verdict.startswith(f"does not memorize: basin-weighted mem {rep.mem_weighted_mean:.3f} below the "
+                                  f"test-image null {t:.3f}")
+    assert f"caveat: {100 * rep.flagged_fraction:.1f} % of the converged starts flow to blank" in rep.verdict
+    j = rep.to_json()
+    assert (j["verdict"], j["flagged_fraction"], j["blank_attractors"]) == (rep.verdict, rep.flagged_fraction,
+                                                                             int(rep.blank.sum()))
+    rep.save(tmp_path / "mem")
+    back = MemorizationReport.load(tmp_path / "mem")
+    np.testing.assert_array_equal(back.blank, rep.blank)
+    np.testing.assert_array_equal(back.mean_image, rep.mean_image)
+    assert back.verdict == rep.verdict and back.flagged_fraction == rep.flagged_fraction
+
+    # the CLI headline gives both means, the flagged share and the verdict
+    save_npz(tmp_path / "train.npz", x=x_train)
+    save_npz(tmp_path / "test.npz", x=x_test)
+    capsys.readouterr()
+    assert main(["memorization", str(bundle.path), "--train", str(tmp_path / "train.npz"), "--test",
+                 str(tmp_path / "test.npz"), "--starts", "noise", "--n-starts", "300", "--max-steps", "1000",
+                 "--out", str(tmp_path / "cli"), "--no-figures", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    cli = json.loads((tmp_path / "cli" / "memorization.json").read_text())
+    assert f"basin-weighted mean {cli['mem_weighted_mean']:.3f} over 300 converged of 300 noise starts" in out
+    assert f"unweighted mean {cli['mem_mean']:.3f}" in out
+    assert f"take {100 * cli['flagged_fraction']:.1f} % of the converged starts" in out
+    assert f"verdict: {cli['verdict']}" in out and cli["verdict"].startswith("does not memorize")

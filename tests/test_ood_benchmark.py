@@ -1,4 +1,5 @@
-"""examples/ood_benchmark.py: the --quick smoke run's outputs, and the OOD set builders of examples/_ood_sets.py."""
+"""studies/ood_benchmark.py: the --quick smoke run's outputs (marked ``slow``: minutes; ``make bench`` runs them,
+``make test`` deselects them), and the OOD set builders of studies/_ood_sets.py (quick, in ``make test``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
+STUDIES = ROOT / "studies"
+if str(STUDIES) not in sys.path:
+    sys.path.insert(0, str(STUDIES))
 
 import _ood_sets as S  # noqa: E402
 
@@ -28,12 +29,13 @@ def mnist():
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("ood_benchmark")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "ood_benchmark.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(STUDIES / "ood_benchmark.py"), "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
 
+@pytest.mark.slow
 def test_quick_outputs_exist_and_are_well_formed(quick):
     out, proc = quick
     for name in ("tables.md", "results.csv", "results.json", "paper_failure.png"):
@@ -172,7 +174,7 @@ def test_peer_scores_are_fitted_once_per_training_set_and_reused(digits_bundle, 
     from flowcore.analysis.ood.detector import OODDetector  # noqa: PLC0415
 
     x_tr, x_te = digits["x_train"][:300], digits["x_test"][:80]
-    det = OODDetector(digits_bundle, methods=("features", "recon_error"), default="features", providers="cpu").fit(x_tr)
+    det = OODDetector(digits_bundle, methods=("features", "recon_error"), default="features", providers="cpu", calibration_split=0).fit(x_tr)
     blocks = {"ID test": x_te[:40], "test:other": x_te[40:]}
     cfg = {"names": ["pyod KNN", "pyod ECOD"], "epochs": 1}
     R._PEER_SCORES.clear()
@@ -191,10 +193,11 @@ def test_peer_scores_are_fitted_once_per_training_set_and_reused(digits_bundle, 
     R._PEER_SCORES.clear()
 
 
+@pytest.mark.slow
 def test_combine_merges_finished_runs(quick, tmp_path):
     out, _ = quick
     merged = tmp_path / "merged"
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "ood_benchmark.py"), "--combine", str(out), "--out",
+    proc = subprocess.run([sys.executable, str(STUDIES / "ood_benchmark.py"), "--combine", str(out), "--out",
                            str(merged)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     part, res = json.loads((out / "results.json").read_text()), json.loads((merged / "results.json").read_text())

@@ -35,7 +35,8 @@ def split(digits):
 
 @pytest.fixture(scope="module")
 def fitted(digits_bundle, digits):
-    return OODDetector(digits_bundle, methods=METHODS, providers="cpu").fit(digits["x_train"])
+    # calibration_split=0: PyOD's in-sample threshold, which test_fitted_attributes_follow_pyod compares
+    return OODDetector(digits_bundle, methods=METHODS, providers="cpu", calibration_split=0).fit(digits["x_train"])
 
 
 def test_flat_and_image_shaped_x_give_identical_scores(digits_bundle, digits, fitted, split):
@@ -51,7 +52,8 @@ def test_flat_and_image_shaped_x_give_identical_scores(digits_bundle, digits, fi
     for k, v in fitted.features(x_flat[:20]).items():
         np.testing.assert_array_equal(v, fitted.features(x[:20])[k])
     # fitting on flat ID data gives the same detector
-    flat_fit = OODDetector(digits_bundle, methods=METHODS, providers="cpu").fit(digits["x_train"].reshape(-1, 64))
+    flat_fit = OODDetector(digits_bundle, methods=METHODS, providers="cpu",
+                           calibration_split=0).fit(digits["x_train"].reshape(-1, 64))
     np.testing.assert_array_equal(flat_fit.decision_scores_, fitted.decision_scores_)
     assert flat_fit.thresholds_ == fitted.thresholds_
     np.testing.assert_array_equal(flat_fit.decision_function(x_flat), fitted.decision_function(x))
@@ -146,8 +148,9 @@ def test_get_params_set_params_round_trip(digits_bundle, digits, tmp_path):
     assert det.set_params(**params) is det and det.get_params() == params
     det.set_params(contamination=0.2, default="knn_kth50_norm")
     assert det.get_params() == {**params, "contamination": 0.2, "default": "knn_kth50_norm"}
-    det.fit(digits["x_train"])
-    assert np.mean(det.labels_) == pytest.approx(0.2, abs=0.01)
+    det.fit(digits["x_train"])  # the default calibration: a 0.2 split of the 1437 rows, held out of the fit
+    assert det.calibration_info_["source"] == "split" and det.n_fit_ == len(digits["x_train"]) - 287
+    assert np.mean(det.calibration_scores_[det.default] > det.threshold_) == pytest.approx(0.2, abs=0.01)
     with pytest.raises(ParameterError, match="invalid parameter 'nope'"):
         det.set_params(nope=1)
     # a loaded detector reports the parameters it was saved with, and clones

@@ -64,6 +64,19 @@ def test_field_plot_synthetic_roundtrip():
     assert all(r[3:] == ["", "", ""] for r in a)
 
 
+def test_field_plot_draws_the_start_points():
+    g = _synthetic_grid()
+    pts = np.array([[0.0, 0.0], [1.5, 2.5], [-1.0, -0.5]])
+    png, text = plots.field_plot(g, attractors=np.array([[0.5, 1.0]]), points=pts)
+    assert png.startswith(PNG) and png != plots.field_plot(g, attractors=np.array([[0.5, 1.0]]))[0]
+    _, rows = _rows(text)
+    p = [r for r in rows if r[0] == "point"]
+    np.testing.assert_array_equal([[float(r[1]), float(r[2])] for r in p], pts)
+    assert all(r[3:] == ["", "", ""] for r in p) and sum(r[0] == "attractor" for r in rows) == 1
+    with pytest.raises(DataError, match="points must be plane coordinates"):
+        plots.field_plot(g, points=np.zeros((3, 5)))
+
+
 def test_field_plot_constant_and_nan_field():
     g = _synthetic_grid(4, 4)
     g2 = FieldGrid(xs=g.xs, ys=g.ys, u=np.zeros_like(g.u), v=np.zeros_like(g.v), speed=np.zeros_like(g.speed),

@@ -1,12 +1,12 @@
-"""examples/reproduce_digits.py: same command, same numbers, and the structure of its outputs.
+"""studies/reproduce_digits.py (marked ``slow``: ``make bench`` runs it, ``make test`` deselects it): same command, same numbers, and the structure of its outputs.
 
 Two ``--quick`` runs go into two folders at the same time (~60-90 s together on 2 cores), the
 second with ``--jobs 2`` (its training and analyses in two worker processes). Every table they write is compared byte for byte: each CSV, ``results.json`` and
-``README_section.md``; the only wall time the tables hold is the runtime the README section
+``docs_section.md`` (the section of docs/reproduction.md); the only wall time the tables hold is the runtime that section
 states ("total runtime X min"), masked in that one file (the other wall times live in
 ``timings.json``, which is not compared). The first run's folder is then checked for structure:
 every table is a CSV with, per metric, mean / std / n and one column per seed, and a ``seeds``
-column; the means and stds are those of the per-seed values; every cell of the README section's
+column; the means and stds are those of the per-seed values; every cell of the docs section's
 tables is ``mean ± std (per-seed values)``. The checkpoint cache reuses only what it wrote.
 """
 
@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-SCRIPT = EXAMPLES / "reproduce_digits.py"
+STUDIES = ROOT / "studies"
+SCRIPT = STUDIES / "reproduce_digits.py"
 CELL = re.compile(r"^(–|-?[0-9.]+) ± (–|[0-9.]+) \((.+)\)$")
 RUNTIME = re.compile(r"total runtime \d+(\.\d+)? min")
 
 pytest.importorskip("torch")
 pytest.importorskip("mlxtend")
 pytest.importorskip("matplotlib")
-sys.path.insert(0, str(EXAMPLES))
+sys.path.insert(0, str(STUDIES))
 from _repro_study import TABLES  # noqa: E402
 from _repro_train import cached_entry, checkpoint_epochs, job_name, plateau_reached  # noqa: E402
 
@@ -57,14 +57,15 @@ def quick(runs):
 
 
 def _tables(folder: Path) -> dict[str, bytes]:
-    files = sorted(folder.glob("*.csv")) + [folder / "results.json", folder / "README_section.md"]
+    files = sorted(folder.glob("*.csv")) + [folder / "results.json", folder / "docs_section.md"]
     out = {p.name: p.read_bytes() for p in files}
-    text = out["README_section.md"].decode("utf-8")
-    assert len(RUNTIME.findall(text)) == 1, "the README section states its runtime once"
-    out["README_section.md"] = RUNTIME.sub("total runtime <masked> min", text).encode("utf-8")
+    text = out["docs_section.md"].decode("utf-8")
+    assert len(RUNTIME.findall(text)) == 1, "the docs section states its runtime once"
+    out["docs_section.md"] = RUNTIME.sub("total runtime <masked> min", text).encode("utf-8")
     return out
 
 
+@pytest.mark.slow
 def test_two_runs_write_identical_tables(runs):
     a, b = (_tables(d) for d in runs)
     assert sorted(a) == sorted(b)
@@ -82,6 +83,7 @@ def test_two_runs_write_identical_tables(runs):
         assert a[name].decode().splitlines()[0].split(",")[-1] == "seeds", name
 
 
+@pytest.mark.slow
 def test_every_table_has_per_seed_columns_and_their_mean_and_std(quick):
     results = json.loads((quick / "results.json").read_text(encoding="utf-8"))
     assert results["failures"] == []
@@ -111,8 +113,9 @@ def test_every_table_has_per_seed_columns_and_their_mean_and_std(quick):
     assert header == ["model", "epoch", "test_mse_s0", "test_mse_s1", "seeds"]
 
 
+@pytest.mark.slow
 def test_readme_tables_show_mean_std_and_per_seed_values(quick):
-    text = (quick / "README_section.md").read_text(encoding="utf-8")
+    text = (quick / "docs_section.md").read_text(encoding="utf-8")
     assert "model seeds **0, 1**" in text and "What reproduces, what does not" in text
     n_tables = 0
     lines = text.splitlines()
@@ -136,13 +139,14 @@ def test_readme_tables_show_mean_std_and_per_seed_values(quick):
         assert (quick / fig).stat().st_size > 1000, fig
 
 
+@pytest.mark.slow
 def test_cache_reuses_only_what_it_wrote(quick, tmp_path):
     results = json.loads((quick / "results.json").read_text(encoding="utf-8"))
     folders = sorted((quick / "cache").iterdir())
     assert len(folders) == 10
     entry = json.loads((folders[0] / "entry.json").read_text(encoding="utf-8"))
     job = entry["job"]
-    assert job_name(job) == folders[0].name and entry["written_by"] == "examples/reproduce_digits.py"
+    assert job_name(job) == folders[0].name and entry["written_by"] == "studies/reproduce_digits.py"
     assert cached_entry(job, quick / "cache")["files"] == entry["files"]
     # another recipe under the same name (a mismatch): a miss, and this script's files there are dropped
     other = json.loads((folders[1] / "entry.json").read_text(encoding="utf-8"))
@@ -173,6 +177,7 @@ def test_plateau_rule_and_checkpoint_epochs():
     assert checkpoint_epochs(1) == [1] and checkpoint_epochs(12) == [1, 2, 4, 8, 12]
 
 
+@pytest.mark.slow
 def test_never_overwrites_an_output_folder_it_did_not_write(tmp_path, quick):
     import reproduce_digits  # noqa: PLC0415
 

@@ -16,7 +16,8 @@ from flowcore.dynamics.field import FieldGrid
 from flowcore.dynamics.stability import Stability
 from flowcore.dynamics.trajectories import Trajectories
 from flowcore.errors import DataError
-from flowcore.results import Array, Result, staged_folder
+from flowcore.outputs import OutputFolder
+from flowcore.results import Array, Result
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def toy():
 
 
 def _no_staging(parent: Path) -> None:
-    assert not [p.name for p in parent.iterdir() if ".staging." in p.name]
+    assert not [p.relative_to(parent) for p in parent.rglob("*") if "staging" in p.name or "trash" in p.name]
 
 
 def test_round_trip_and_header(toy, tmp_path):
@@ -86,7 +87,7 @@ def test_failure_mid_save_leaves_nothing(toy, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     # a composite output fails the same way: nothing of it is left
     with pytest.raises(RuntimeError):
-        with staged_folder(tmp_path / "c") as tmp:
+        with OutputFolder(tmp_path / "c").staged() as tmp:
             (tmp / "summary.json").write_text("{}")
             raise RuntimeError("figure failed")
     assert list(tmp_path.iterdir()) == []
@@ -102,10 +103,10 @@ def test_existing_folder_keeps_user_files(toy, tmp_path):
     assert (dest / "notes.txt").read_text() == "mine"
     Toy.load(dest)
     # staged folders put sub-folders in place too, replacing only their own
-    with staged_folder(dest) as tmp:
+    with OutputFolder(dest).staged() as tmp:
         (tmp / "sub").mkdir()
         (tmp / "sub" / "a.txt").write_text("new")
-    with staged_folder(dest) as tmp:
+    with OutputFolder(dest).staged() as tmp:
         (tmp / "sub").mkdir()
         (tmp / "sub" / "b.txt").write_text("newer")
     assert sorted(p.name for p in (dest / "sub").iterdir()) == ["b.txt"]

@@ -22,7 +22,7 @@ import pytest
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.dynamics.checkpointing import PARTIAL_DIR, ChunkStore, RunCheckpoint, chunk_rows
 from flowcore.dynamics.sources import NoiseStarts
-from flowcore.dynamics.trajectories import iterate
+from flowcore import IterateOptions, iterate
 from flowcore.errors import ParameterError
 from flowcore.io import load_npz, save_npz
 from flowcore.runtime.latent_map import LatentMap
@@ -124,7 +124,8 @@ def test_completed_chunks_are_read_back_not_recomputed(slow, tmp_path):
     lmap = _lmap(slow)
     src = NoiseStarts(lmap.latent_shape, 300, seed=5)
     store = ChunkStore(tmp_path / "p", 100)
-    first = iterate(lmap, src, batch_size=16, chunk_size=100, checkpoint=store, reference=np.zeros((1, 2)))
+    opts = IterateOptions(chunk_size=100, checkpoint=store)
+    first = iterate(lmap, src, batch_size=16, reference=np.zeros((1, 2)), options=opts)
     assert sorted(p.name for p in store.folder.iterdir()) == [f"chunk-00000{i}.npz" for i in range(3)]
     # alter the stored chunk 1: a rerun on the same store must take its rows from the file
     path = store.folder / "chunk-000001.npz"
@@ -132,14 +133,14 @@ def test_completed_chunks_are_read_back_not_recomputed(slow, tmp_path):
     arrays["final"] = arrays["final"] + 1.0
     arrays["feature_dist_mean"] = arrays["feature_dist_mean"] * 0 + 7.0
     save_npz(path, **arrays)
-    again = iterate(lmap, src, batch_size=16, chunk_size=100, checkpoint=store, reference=np.zeros((1, 2)))
+    again = iterate(lmap, src, batch_size=16, reference=np.zeros((1, 2)), options=opts)
     np.testing.assert_array_equal(again.final[100:200], first.final[100:200] + 1.0)
     assert np.all(again.features["dist_mean"][100:200] == 7.0)
     np.testing.assert_array_equal(again.final[:100], first.final[:100])
     np.testing.assert_array_equal(again.final[200:], first.final[200:])
     # a damaged chunk file is computed again (and equals the first run)
     (store.folder / "chunk-000002.npz").write_bytes(b"not a zip")
-    third = iterate(lmap, src, batch_size=16, chunk_size=100, checkpoint=store, reference=np.zeros((1, 2)))
+    third = iterate(lmap, src, batch_size=16, reference=np.zeros((1, 2)), options=opts)
     np.testing.assert_array_equal(third.final[200:], first.final[200:])
     np.testing.assert_array_equal(third.features["dist_mean"][200:], first.features["dist_mean"][200:])
 
@@ -147,12 +148,12 @@ def test_completed_chunks_are_read_back_not_recomputed(slow, tmp_path):
 def test_chunks_with_paths_resume_to_the_same_result(slow, tmp_path):
     lmap = _lmap(slow)
     z0 = np.random.default_rng(2).uniform(-3, 3, size=(250, 2)).astype(np.float32)
-    whole = iterate(lmap, z0, batch_size=16, chunk_size=64, record_every=50)
+    whole = iterate(lmap, z0, batch_size=16, record_every=50, options=IterateOptions(chunk_size=64))
     store = ChunkStore(tmp_path / "p", 64)
-    iterate(lmap, z0, batch_size=16, chunk_size=64, record_every=50, checkpoint=store)
+    iterate(lmap, z0, batch_size=16, record_every=50, options=IterateOptions(chunk_size=64, checkpoint=store))
     for extra in ("chunk-000002.npz", "chunk-000003.npz"):  # as if killed after chunk 1
         (store.folder / extra).unlink()
-    resumed = iterate(lmap, z0, batch_size=16, chunk_size=64, record_every=50, checkpoint=store)
+    resumed = iterate(lmap, z0, batch_size=16, record_every=50, options=IterateOptions(chunk_size=64, checkpoint=store))
     for name in ("final", "steps", "status", "last_step_sq", "path", "path_steps"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
 

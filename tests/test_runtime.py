@@ -47,6 +47,31 @@ def test_sessions_created_once(lin_bundle):
     assert lmap.providers == ["CPUExecutionProvider"]
 
 
+def test_every_session_comes_from_the_one_session_module(lin_bundle):
+    """Encoder, decoder, fused map and the iobinding engine's compaction graph: same threads, DAZ and
+    no spinning, and no runtime module but ``_sessions.py`` calls ``InferenceSession`` itself."""
+    from pathlib import Path  # noqa: PLC0415
+
+    import flowcore.runtime as runtime  # noqa: PLC0415
+    from flowcore.runtime.binding import BoundMap  # noqa: PLC0415
+
+    lmap = LatentMap(lin_bundle[0], providers="cpu", intra_op_num_threads=1)
+    z = np.zeros((2, 4), np.float32)
+    lmap.decode(z), lmap.encode(lmap.decode(z)), lmap(z)
+    bound = BoundMap(lmap, 4)
+    sessions = [*lmap._sessions.values(), bound._rows]
+    assert sorted(lmap._sessions) == ["decoder", "encoder", "fused"]
+    for sess in sessions:
+        so = sess.get_session_options()
+        assert so.intra_op_num_threads == 1
+        assert so.get_session_config_entry("session.set_denormal_as_zero") == "1"
+        assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert sess.get_providers() == ["CPUExecutionProvider"]
+    folder = Path(runtime.__file__).parent
+    makers = sorted(p.name for p in folder.glob("*.py") if "InferenceSession(" in p.read_text(encoding="utf-8"))
+    assert makers == ["_sessions.py"]
+
+
 def test_provider_selection(lin_bundle):
     import onnxruntime as ort
 

@@ -88,7 +88,7 @@ def test_fit_checks_the_constraints_table(make, match):
 def test_data_problems_stay_data_errors():
     from flowcore.errors import DataError
 
-    with pytest.raises(DataError, match="needs more than"):
+    with pytest.raises(DataError, match="knn_kth50 needs at least 51 ID samples to fit, got 20"):
         LatentKNN(50).fit(_evidence(20, 3))
     with pytest.raises(ParameterError, match="feature 'nope'"):
         FeatureScore(["nope"]).fit(_evidence(20, 3))

@@ -219,11 +219,11 @@ def test_memory_mapped_files_are_checked_before_use(lmap, x, tmp_path):
 
 
 def test_trajectories_from_a_source_equal_those_from_the_array(lmap):
-    from flowcore.dynamics.trajectories import iterate  # noqa: PLC0415
+    from flowcore import IterateOptions, iterate  # noqa: PLC0415
 
     src = NoiseStarts(lmap.latent_shape, 700, seed=9)
     a = iterate(lmap, read_all(src), batch_size=64, max_steps=200)
-    b = iterate(lmap, src, batch_size=64, max_steps=200, chunk_size=128)
+    b = iterate(lmap, src, batch_size=64, max_steps=200, options=IterateOptions(chunk_size=128))
     for name in ("final", "steps", "status", "last_step_sq", "starts"):
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
 

@@ -8,6 +8,7 @@ import pytest
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.errors import DataError, ParameterError
 from flowcore.runtime.latent_map import LatentMap
+from flowcore import IterateOptions
 from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, Trajectories, iterate
 
 from _graphs import contraction_to, linear_pair, nan_map, rotation
@@ -178,7 +179,7 @@ def test_chunk_passes_equal_one_pass(digits_bundle, digits):
     ref_att = z0[:3]
     one = iterate(lmap, z0, batch_size=64, record_every=7, reference=ref_att)
     for chunk in (1, 50, 64, 1000):
-        tr = iterate(lmap, z0, batch_size=64, record_every=7, reference=ref_att, chunk_size=chunk)
+        tr = iterate(lmap, z0, batch_size=64, record_every=7, reference=ref_att, options=IterateOptions(chunk_size=chunk))
         for name in ("final", "steps", "status", "last_step_sq", "starts", "path", "path_steps"):
             np.testing.assert_array_equal(getattr(tr, name), getattr(one, name))
         assert sorted(tr.features) == sorted(one.features)
@@ -186,7 +187,7 @@ def test_chunk_passes_equal_one_pass(digits_bundle, digits):
             np.testing.assert_array_equal(tr.features[k], one.features[k])
         assert tr.settings["chunk_size"] == chunk
     with pytest.raises(ParameterError, match="chunk_size"):
-        iterate(lmap, z0, chunk_size=0)
+        IterateOptions(chunk_size=0)
 
 
 def test_results_that_cannot_fit_are_refused_before_allocating(tmp_path):
@@ -241,3 +242,82 @@ def test_noise_1e9_refused_by_the_cli_before_allocating(tmp_path):
                          timeout=300)
     assert big.returncode in (2, 3) and len(big.stderr.strip().splitlines()) == 1, big.stderr
     assert big.stderr.startswith("error:") and "Traceback" not in big.stderr
+
+
+DEMO = "flowcore/data/demo/bundle"
+_MOVED_KEYWORDS = {"engine", "chunk_size", "checkpoint", "cuda_graph", "segment_steps"}
+
+
+def test_old_iterate_keywords_warn_and_give_the_same_result(tmp_path):
+    """engine= / chunk_size= / checkpoint= / segment_steps= still work for one release: a
+    FlowcoreDeprecationWarning naming IterateOptions, and the new spelling's result bit for bit."""
+    from flowcore import FlowcoreDeprecationWarning  # noqa: PLC0415
+    from flowcore.dynamics.checkpointing import ChunkStore  # noqa: PLC0415
+
+    lmap = LatentMap(DEMO, providers="cpu")  # the shipped trained digits model
+    z0 = np.random.default_rng(4).standard_normal((300, *lmap.latent_shape)).astype(np.float32)
+    new = iterate(lmap, z0, max_steps=400, batch_size=64,
+                  options=IterateOptions(engine="iobinding", chunk_size=128,
+                                         checkpoint=ChunkStore(tmp_path / "new", 128)))
+    with pytest.warns(FlowcoreDeprecationWarning) as caught:
+        old = iterate(lmap, z0, max_steps=400, batch_size=64, engine="iobinding", chunk_size=128,
+                      checkpoint=ChunkStore(tmp_path / "old", 128))
+    texts = sorted(str(w.message) for w in caught)
+    assert len(texts) == 3 and all("IterateOptions" in t for t in texts)
+    assert all(w.filename == __file__ for w in caught)  # points at the caller's line
+    for name in ("final", "steps", "status", "last_step_sq", "starts"):
+        np.testing.assert_array_equal(getattr(old, name), getattr(new, name), err_msg=name)
+    assert old.settings == new.settings and new.settings["engine"] == "iobinding"
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == sorted(p.name for p in (tmp_path / "new").iterdir())
+    with pytest.warns(FlowcoreDeprecationWarning, match="segment_steps.*no effect"):
+        same = iterate(lmap, z0, max_steps=400, segment_steps=8)
+    np.testing.assert_array_equal(same.steps, new.steps)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'chunks'"):
+        iterate(lmap, z0, chunks=3)
+    with pytest.raises(ParameterError, match="both as a keyword and in options"), pytest.warns(FlowcoreDeprecationWarning):
+        iterate(lmap, z0, engine="python", options=IterateOptions(engine="iobinding"))
+    with pytest.raises(ParameterError, match="options must be an IterateOptions"):
+        iterate(lmap, z0, options={"engine": "python"})
+
+
+def test_iterate_options_are_validated():
+    assert IterateOptions() == IterateOptions(engine="AUTO")
+    for bad, match in [(dict(engine="fast"), "engine must be one of"), (dict(engine=3), "engine must be"),
+                       (dict(chunk_size=0), "chunk_size must be"), (dict(chunk_size=2.5), "chunk_size must be"),
+                       (dict(cuda_graph="yes"), "cuda_graph must be a bool"),
+                       (dict(checkpoint="folder/", chunk_size=4), "checkpoint must be"),
+                       (dict(engine="python", cuda_graph=True), "cuda_graph needs engine 'iobinding'")]:
+        with pytest.raises(ParameterError, match=match):
+            IterateOptions(**bad)
+    from flowcore.dynamics.checkpointing import ChunkStore  # noqa: PLC0415
+
+    with pytest.raises(ParameterError, match="a checkpoint needs a chunk_size"):
+        IterateOptions(checkpoint=ChunkStore("unused", 4))
+
+
+def test_no_in_repo_caller_passes_the_old_iterate_keywords():
+    """Every caller in the repository (library, CLI, tests, tools, examples, studies) uses options=,
+    so the suite and the shipped scripts emit no FlowcoreDeprecationWarning."""
+    import ast  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parents[1]
+    files = [p for d in ("flowcore", "tests", "tools", "examples", "studies", "adapters") if (root / d).is_dir()
+             for p in (root / d).rglob("*.py")]
+    assert len(files) > 50
+    found = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef) and fn.name == "test_old_iterate_keywords_warn_and_give_the_same_result":
+                fn.body = []  # the one test that must use the old spelling
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name != "iterate":
+                continue
+            old = sorted(k.arg for k in node.keywords if k.arg in _MOVED_KEYWORDS)
+            if old:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {', '.join(old)}")
+    assert not found, "callers still passing the deprecated iterate keywords:\n" + "\n".join(found)

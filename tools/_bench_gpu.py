@@ -37,7 +37,7 @@ def main(args) -> int:
     import bench_engines as be
     from _bench_report import environment
     from _bench_rows import probe_engines, run_engine
-    from flowcore.runtime.latent_map import LatentMap
+    from flowcore import LatentMap
 
     cfg, _ = be.config(args)
     plan = QUICK_GPU_ROWS if args.quick else GPU_ROWS

@@ -119,7 +119,7 @@ def markdown(payload: dict[str, Any]) -> str:
     env, rows = payload["environment"], payload["rows"]
     head = ["model (k)", "batch", "starts", "steps median / p90 / max", "row-steps",
             *[f"{e}" for e in ENGINES], "raw session.run", "torch per-row", "torch batch-global",
-            "engine / raw (py, seg, iob)", "seg / py", "best vs torch per-row", "best vs torch batch-global",
+            "engine / raw (py, iob)", "iob / py", "best vs torch per-row", "best vs torch batch-global",
             "engines agree", "torch steps agree"]
     lines = [machine_line(env), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -139,8 +139,8 @@ def markdown(payload: dict[str, Any]) -> str:
         cbg = c.get("torch_batch_global", {})
         bg = _t(cbg) + (" (projected)" if cbg.get("projected") else "")
         cells += [_t(c.get("raw")), _t(c.get("torch_per_row")), bg,
-                  " / ".join(_x(c.get(e, {}).get("vs_raw")) for e in ("python", "segment", "iobinding")),
-                  _x(ra.get("segment_vs_python")),
+                  " / ".join(_x(c.get(e, {}).get("vs_raw")) for e in ("python", "iobinding")),
+                  _x(ra.get("iobinding_vs_python")),
                   _x(ra.get("best_vs_torch_per_row"), "{:.2f}×"), _x(ra.get("best_vs_torch_batch_global"), "{:.1f}×"),
                   ("yes" if all(agree) else "**no**") if agree else "—",
                   "—" if tpr is None else f"{100 * tpr['steps_agree']:.1f} %"]

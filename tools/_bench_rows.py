@@ -1,8 +1,8 @@
 """One benchmark row of ``tools/bench_engines.py``: a model at one batch size, every column.
 
-Columns, timed in one process with repeats interleaved (cycle = python, segment, iobinding, auto,
+Columns, timed in one process with repeats interleaved (cycle = python, iobinding, auto,
 raw, torch per-row, torch batch-global; then the next cycle): flowcore's engines
-(``flowcore.iterate(..., engine=E)``), the raw ``session.run`` floor replaying the python engine's
+(``flowcore.iterate(..., options=flowcore.IterateOptions(engine=E))``), the raw ``session.run`` floor replaying the python engine's
 per-step batch sizes, and the two torch eager peers of :mod:`_bench_torch`. Every engine's
 endpoints, step counts and statuses are compared with the python engine's, and the torch per-row
 loop's step counts too (float noise can move a row across ``tol``: the agreeing fraction is
@@ -20,7 +20,7 @@ from _bench_timing import CpuMeter, cores, log, raw_session, schedule_of, spread
 
 __all__ = ["ENGINES", "probe_engines", "run_engine", "bench_row", "derive_row"]
 
-ENGINES = ("python", "segment", "iobinding", "auto")
+ENGINES = ("python", "iobinding", "auto")
 
 
 class EngineMissing(Exception):
@@ -28,19 +28,13 @@ class EngineMissing(Exception):
 
 
 def run_engine(lmap, z0: np.ndarray, engine: str, *, tol: float, max_steps: int, batch_size: int, **extra):
-    """``flowcore.iterate`` with ``engine``; EngineMissing when this flowcore cannot run it."""
-    from flowcore.dynamics.trajectories import iterate
-    from flowcore.errors import ParameterError
+    """``flowcore.iterate`` with ``engine`` (``extra``: more :class:`flowcore.IterateOptions` fields,
+    e.g. ``cuda_graph``); EngineMissing when this flowcore cannot run it."""
+    from flowcore import IterateOptions, ParameterError, iterate
 
     try:
         return iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False,
-                       engine=engine, **extra)
-    except TypeError as exc:  # a flowcore from before the engines: no engine= / cuda_graph= keyword
-        if "engine" in str(exc) or any(k in str(exc) for k in extra):
-            if engine == "python" and not extra:
-                return iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False)
-            raise EngineMissing(f"not available ({str(exc).splitlines()[0]})") from None
-        raise
+                       options=IterateOptions(engine=engine, **extra))
     except ParameterError as exc:
         raise EngineMissing(f"not available ({str(exc).splitlines()[0]})") from None
 
@@ -132,8 +126,8 @@ def bench_row(model: str, lmap, z0: np.ndarray, twin, cfg: dict, args, *, batch_
             if col in engines:
                 c = res["columns"].setdefault(col, {})
                 c["agreement_vs_python"] = _agree(ref, tr.final, tr.steps, tr.status)
-                c["engine_ran"] = tr.settings.get("engine", "python (iterate without engine=)")
-                c["settings"] = {k: v for k, v in tr.settings.items() if "engine" in k or "segment" in k}
+                c["engine_ran"] = tr.settings["engine"]
+                c["settings"] = {k: v for k, v in tr.settings.items() if "engine" in k}
             elif col == "torch_per_row":
                 c = res["columns"].setdefault(col, {})
                 c["agreement_vs_python"] = _agree(ref, tp["final"], tp["steps"], tp["status"])
@@ -176,7 +170,7 @@ def _paired(a: list[float], b: list[float]) -> float | None:
 
 
 def derive_row(res: dict[str, Any]) -> dict[str, Any]:
-    """Ratios from the timings: each engine / raw (median of paired ratios), segment / python,
+    """Ratios from the timings: each engine / raw (median of paired ratios), iobinding / python,
     best engine vs each torch peer (medians), and row-steps per second."""
     cols = res["columns"]
     raw = cols.get("raw", {}).get("seconds", {}).get("all", [])
@@ -185,8 +179,6 @@ def derive_row(res: dict[str, Any]) -> dict[str, Any]:
         cols[e]["vs_raw"] = _paired(s["all"], raw)
         cols[e]["row_steps_per_s"] = res.get("row_steps", 0) / s["median"] if s["median"] else None
     ratios: dict[str, Any] = {}
-    if "segment" in eng and "python" in eng:
-        ratios["segment_vs_python"] = _paired(eng["segment"]["all"], eng["python"]["all"])
     if "iobinding" in eng and "python" in eng:
         ratios["iobinding_vs_python"] = _paired(eng["iobinding"]["all"], eng["python"]["all"])
     if eng:

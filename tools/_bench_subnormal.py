@@ -43,7 +43,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"config": cfg, "daz_before": calling_thread_daz()}
     if cfg.startswith("flowcore"):
         from _bench_rows import run_engine
-        from flowcore.runtime.latent_map import LatentMap
+        from flowcore import LatentMap
 
         lmap = LatentMap(spec["bundle"], providers="cpu", intra_op_num_threads=threads,
                          flush_subnormals=cfg == "flowcore")
@@ -55,9 +55,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         out["steps"] = tr.steps.tolist()
         out["subnormal_weights"] = tr.settings.get("subnormal_weights")
     else:
-        from flowcore.bundle.flowbundle import FlowBundle
-        from flowcore.bundle.subnormal import count_subnormals, flush_subnormals
-        from flowcore.runtime.fusion import fuse
+        from flowcore import FlowBundle, count_subnormals, flush_subnormals, fuse
 
         model = fuse(FlowBundle.load(spec["bundle"]))
         out["subnormals_in_graph"] = count_subnormals(model)
@@ -85,8 +83,7 @@ def bench_subnormal(name: str, bundle: Path, z0: np.ndarray, steps: np.ndarray, 
     folder : Path
         Where the workers' inputs are written (this benchmark's own folder).
     """
-    from flowcore.bundle.flowbundle import FlowBundle
-    from flowcore.bundle.subnormal import count_subnormals
+    from flowcore import FlowBundle, count_subnormals
 
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "z0.npy", z0)

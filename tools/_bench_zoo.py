@@ -147,7 +147,7 @@ def same_weights(bundle, encoder: nn.Module, decoder: nn.Module) -> dict[str, An
     """
     from onnx import numpy_helper  # noqa: PLC0415
 
-    from flowcore.bundle.flowbundle import FlowBundle  # noqa: PLC0415
+    from flowcore import FlowBundle  # noqa: PLC0415
 
     b = FlowBundle.load(bundle)
     compared, missing, identical = 0, [], True

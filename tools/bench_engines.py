@@ -3,10 +3,10 @@
 
 For each model and batch size, in one process, with the same thread count everywhere (ORT
 ``intra_op_num_threads`` = ``torch.set_num_threads`` = ``--threads``) and repeats interleaved
-(python, segment, iobinding, auto, raw, torch per-row, torch batch-global; next cycle …):
+(python, iobinding, auto, raw, torch per-row, torch batch-global; next cycle …):
 
-* **flowcore engines** — ``flowcore.iterate(lmap, z0, engine=E)`` for E in python / segment /
-  iobinding / auto (an engine this flowcore lacks is reported "n/a", not timed);
+* **flowcore engines** — ``flowcore.iterate(lmap, z0, options=flowcore.IterateOptions(engine=E))``
+  for E in python / iobinding / auto (an engine this flowcore cannot run is reported "n/a", not timed);
 * **raw session.run** — a bare ``sess.run`` loop replaying the python engine's per-step batch
   sizes (same row-steps): the floor of a per-step engine;
 * **torch per-row** — flowcore's algorithm (per-row stop, compaction, refill) in torch eager;
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from _bench_report import environment, markdown, recommend_batch
     from _bench_rows import bench_row, probe_engines
-    from flowcore.runtime.latent_map import LatentMap
+    from flowcore import LatentMap
 
     env = environment(args.threads, with_torch=not args.no_torch)
     log(f"CPU {env['cpu']}, {env['usable_cpus']} CPUs, threads={args.threads}; {'quick' if args.quick else 'full'} "
@@ -185,7 +185,7 @@ def subnormal_rows(out: Path, args, cfg) -> dict[str, Any]:
     import _bench_data as zp
     from _bench_rows import run_engine
     from _bench_subnormal import bench_subnormal
-    from flowcore.runtime.latent_map import LatentMap
+    from flowcore import LatentMap
 
     lmap = LatentMap(zp.DEMO_BUNDLE, providers="cpu", intra_op_num_threads=args.threads)
     z0 = starts("demo", lmap, cfg["sub_starts"], args.seed)

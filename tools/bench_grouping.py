@@ -51,7 +51,7 @@ def make_points(n: int, k: int, kind: str, seed: int = 0) -> np.ndarray:
 
 def _child(method: str, n: int, k: int, kind: str, eps: float, out: str) -> None:
     if method == "numba":
-        from flowcore.dynamics.grouping import group_points
+        from flowcore import group_points
     else:
         from sklearn.cluster import DBSCAN
     x = make_points(n, k, kind)
@@ -83,7 +83,7 @@ def _cold_start(n: int, k: int) -> float:
 
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        code = ("import time, numpy as np; t=time.perf_counter(); from flowcore.dynamics.grouping import group_points;"
+        code = ("import time, numpy as np; t=time.perf_counter(); from flowcore import group_points;"
                 f"group_points(np.random.default_rng(0).normal(size=({n},{k})).astype(np.float32), metric='euclidean', threshold=0.5);"
                 "print(time.perf_counter()-t)")
         return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout)

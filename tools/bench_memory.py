@@ -4,7 +4,7 @@ Starts stream chunk by chunk (noise drawn per chunk, see ``flowcore/dynamics/sou
 what grows with N should be only the N-row result arrays (final states, starts, steps, status,
 last step²). Each run is its own process, started by a fresh probe interpreter so that
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after it ends is that run's peak RSS alone.
-The report gives each peak, the result arrays' size (``flowcore.dynamics.memory.result_bytes``)
+The report gives each peak, the result arrays' size (final and starts float32 (N, k), steps int32, status int8, last step² float32)
 and the peak apart from them; the target is that the 1,000,000 run's peak apart from its arrays
 stays within 1.2× the 100,000 run's. Runs without ``--out`` (the computation's memory; writing
 the ``.npz`` adds one buffer of the arrays' size). Writes ``bench_out/memory.json``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -54,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench_out")
     args = ap.parse_args(argv)
 
-    from flowcore.bundle.flowbundle import FlowBundle  # the latent shape, without starting a session
-    from flowcore.dynamics.memory import result_bytes
+    from flowcore import FlowBundle  # the latent shape, without starting a session
 
     shape = tuple(FlowBundle.load(args.bundle).latent_shape)
     flowcore = [sys.executable, "-m", "flowcore"]
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [*flowcore, "trajectories", args.bundle, "--noise", str(n), "--max-steps", str(args.max_steps),
                "--batch-size", str(args.batch_size), "--device", "cpu", "--quiet", "--json"]
         peak, wall, summary = peak_rss(cmd)
-        arrays = result_bytes(n, shape, keep_starts=True)
+        arrays = n * (2 * 4 * math.prod(shape) + 4 + 1 + 4)  # final + starts (float32), steps, status, last step²
         rows.append({"n_starts": n, "peak_rss_bytes": peak, "result_arrays_bytes": arrays,
                      "peak_apart_from_arrays_bytes": peak - arrays, "wall_s": round(wall, 2),
                      "converged": summary.get("converged"), "max_steps": args.max_steps})
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
               "ratio_apart_from_arrays": ratio, "raw_ratio": large["peak_rss_bytes"] / small["peak_rss_bytes"],
               "target": TARGET, "meets_target": ratio <= TARGET,
               "method": "each run a separate process; peak = ru_maxrss of RUSAGE_CHILDREN in a fresh probe; "
-                        "arrays = flowcore.dynamics.memory.result_bytes (final, starts, steps, status, last_step_sq)"}
+                        "arrays = N x (final + starts float32 (k each), steps int32, status int8, last_step_sq float32)"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "memory.json").write_text(json.dumps(report, indent=2) + "\n")

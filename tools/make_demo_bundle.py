@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "flowcore" / "data" / "demo"
 N_TEST = 360
@@ -43,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         import flowcore_torch
         from flowcore_torch.recipes import DIGITS_RECIPE, digits_split, train_digits_autoencoder
-        from flowcore.io import save_npz
-        from flowcore.runtime.latent_map import LatentMap
-        from flowcore.dynamics.trajectories import iterate
+        from flowcore import LatentMap, iterate
     except ImportError as exc:
         print(f"error: {exc}; install with: pip install -e '.[cpu,analysis]' -e adapters/torch", file=sys.stderr)
         return 2
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                f"trained on {len(data['x_train'])} digits, test MSE {mse:.4f}; tools/make_demo_bundle.py"),
     )
     par = flowcore_torch.parity(bundle, enc, dec, data["x_test"])
-    npz = save_npz(out / "digits_test.npz", x=data["x_test"], y=data["y_test"])
+    npz = out / "digits_test.npz"
+    np.savez(npz, x=data["x_test"], y=data["y_test"])
 
     lmap = LatentMap(bundle.path, providers="cpu")
     traj = iterate(lmap, lmap.encode(data["x_test"]), tol=1e-6, max_steps=3000, progress=False).summary()

@@ -11,6 +11,6 @@
 - :mod:`flowcore.analysis.contraction` — σ_out / σ_in of f on N(0, I) latents (contraction at init).
 """
 
-from flowcore.analysis.contraction import ContractionReport, contraction_ratio
+from flowcore.analysis.contraction import ContractionReport, ContractionSeeds, contraction_ratio, contraction_seeds
 
-__all__ = ["contraction_ratio", "ContractionReport"]
+__all__ = ["contraction_ratio", "ContractionReport", "contraction_seeds", "ContractionSeeds"]

@@ -26,9 +26,11 @@ from flowcore.analysis.memorization import memorization_coefficient, reconstruct
 from flowcore.dynamics.starts import data_starts, latent_starts, subsample_indices
 from flowcore.errors import BackendError, DataError, ParameterError
 from flowcore.results import Array, Result
+from flowcore.validation import renamed_keyword
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import grouping_from_settings
+from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.trajectories import iterate
 from flowcore.analysis.ood.metrics import auroc, fpr95_id_positive, fpr95_ood_positive
 
@@ -186,7 +188,8 @@ def _require_sklearn(what: str) -> None:
         raise BackendError(f"{what} needs scikit-learn: pip install 'flowcore[analysis]'") from None
 
 
-def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", batch: int = 1024) -> float:
+def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", block_size: int = 1024,
+                       batch: int | None = None) -> float:
     """Symmetric Chamfer similarity of two point sets.
 
     Parameters
@@ -197,8 +200,10 @@ def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", batch: int = 1
         Second set (e.g. noise attractors), flattened to (n_b, k).
     metric : {"cosine", "euclidean"}, default "cosine"
         s(a, b) = cos(a, b), or −‖a − b‖₂ for "euclidean" (then CS ≤ 0 and 0 means equal sets).
-    batch : int, default 1024
-        Block size; never holds an n_a × n_b matrix beyond ``batch × batch``.
+    block_size : int, default 1024
+        Block size; never holds an n_a × n_b matrix beyond ``block_size × block_size``.
+    batch : int, optional
+        Deprecated name of ``block_size`` (one release, with a FlowcoreDeprecationWarning).
 
     Returns
     -------
@@ -217,14 +222,15 @@ def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", batch: int = 1
     >>> chamfer_similarity(np.eye(2), np.eye(2))
     1.0
     """
+    block_size = renamed_keyword("chamfer_similarity", "batch", "block_size", batch, block_size, 1024)
     a = _flat(A, "A")
     b = _flat(B, "B")
     if len(a) == 0 or len(b) == 0:
         raise DataError(f"Chamfer similarity needs two non-empty sets, got {len(a)} and {len(b)} points")
     if a.shape[1] != b.shape[1]:
         raise DataError(f"A has {a.shape[1]} features per point but B has {b.shape[1]}")
-    ab = _nearest(a, b, metric=metric, reduce="max", batch=batch)[0]
-    ba = _nearest(b, a, metric=metric, reduce="max", batch=batch)[0]
+    ab = _nearest(a, b, metric=metric, reduce="max", batch=block_size)[0]
+    ba = _nearest(b, a, metric=metric, reduce="max", batch=block_size)[0]
     return float(0.5 * (ab.mean() + ba.mean()))
 
 
@@ -347,7 +353,7 @@ def checkpoint_metrics(
         }
         atts, trajs = {}, {}
         for name, (z0, desc) in z_sets.items():
-            trajs[name] = iterate(lmap, z0, engine=engine, **it)
+            trajs[name] = iterate(lmap, z0, options=IterateOptions(engine=engine), **it)
             atts[name] = find_attractors(trajs[name], grouping=grouping, starts=desc)
         train_att = atts["train"]
         if train_att.n_attractors == 0:

@@ -18,28 +18,38 @@ beside it: the median over coordinates of ``s_j(out) / s_j(in)``, and the ratio 
 ``mean ‖f(z)‖ / mean ‖z‖`` (which, unlike σ, also counts a shift of the mean). For the linear map
 ``f(z) = a + ρ (z − a)`` all three equal ``|ρ|`` up to sampling error; a ratio < 1 means f
 contracts the spread of N(0, I) inputs. NumPy only.
+
+:func:`contraction_seeds` repeats :func:`contraction_ratio` over seeds (the paper: 10) and
+summarises each ratio by its mean and sample std over seeds (:class:`ContractionSeeds`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from flowcore.dynamics.starts import noise_starts
-from flowcore.errors import DataError
+from flowcore.errors import DataError, ParameterError
 from flowcore.results import Array, Result
-from flowcore.validation import Interval, validate_params
+from flowcore.validation import Interval, SequenceOf, validate_params
 
-__all__ = ["contraction_ratio", "ContractionReport"]
+__all__ = ["contraction_ratio", "ContractionReport", "contraction_seeds", "ContractionSeeds"]
 
 _CONSTRAINTS = {
     "n": [Interval(int, 2, None)],
     "seed": [Interval(int, 0, None)],
     "batch_size": [Interval(int, 1, None)],
 }
+_SEEDS_CONSTRAINTS = {
+    "n": [Interval(int, 2, None)],
+    "seeds": [Interval(int, 1, None), SequenceOf(int)],
+    "batch_size": [Interval(int, 1, None)],
+}
+_RATIOS = ("ratio", "median_coordinate_ratio", "norm_ratio")
+_PER_SEED = (*_RATIOS, "sigma_in", "sigma_out")
 
 
 @dataclass(frozen=True)
@@ -158,3 +168,137 @@ def contraction_ratio(lmap, *, n: int = 1000, seed: int = 0, batch_size: int = 4
     return ContractionReport(ratio=sigma_out / sigma_in, median_coordinate_ratio=float(np.median(s_out / s_in)),
                              norm_ratio=norm_out / norm_in, sigma_in=sigma_in, sigma_out=sigma_out,
                              coord_std_in=s_in, coord_std_out=s_out, settings=settings)
+
+
+@dataclass(frozen=True)
+class ContractionSeeds(Result):
+    """:func:`contraction_ratio` seed by seed, with each ratio's mean and sample std over seeds.
+
+    Attributes
+    ----------
+    seeds : ndarray of shape (S,), int64
+        The seeds, in the order run.
+    ratio, median_coordinate_ratio, norm_ratio : ndarray of shape (S,), float64
+        The three ratios of each seed's :class:`ContractionReport` (< 1: f contracts).
+    sigma_in, sigma_out : ndarray of shape (S,), float64
+        The two σ of each seed's ``ratio``.
+    n : int
+        N(0, I) latents per seed.
+    latent_shape : tuple of int
+    settings : dict
+        ``providers``, the input distribution and the definitions of σ, of the std over seeds
+        and of "contracts".
+    """
+
+    seeds: np.ndarray
+    ratio: np.ndarray
+    median_coordinate_ratio: np.ndarray
+    norm_ratio: np.ndarray
+    sigma_in: np.ndarray
+    sigma_out: np.ndarray
+    n: int
+    latent_shape: tuple[int, ...]
+    settings: dict[str, Any]
+
+    kind: ClassVar[str] = "contraction_seeds"
+    version: ClassVar[int] = 1
+    title: ClassVar[str] = "a contraction-over-seeds report"
+    schema: ClassVar[dict[str, Array]] = {
+        "seeds": Array("iu", ndim=1, dims=("s",)),
+        **{name: Array("f", ndim=1, dims=("s",)) for name in _PER_SEED},
+    }
+
+    @property
+    def contracts(self) -> np.ndarray:
+        """ndarray of shape (S,), bool: ``ratio < 1`` per seed."""
+        return self.ratio < 1.0
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Mean over seeds of each of the three ratios."""
+        return {k: float(np.mean(getattr(self, k))) for k in _RATIOS}
+
+    @property
+    def std(self) -> dict[str, float | None]:
+        """Sample std (ddof = 1) over seeds of each ratio; None for a single seed."""
+        return {k: (float(np.std(getattr(self, k), ddof=1)) if len(self.seeds) > 1 else None) for k in _RATIOS}
+
+    @property
+    def contracting_seeds(self) -> int:
+        """Seeds whose ``ratio`` < 1."""
+        return int(self.contracts.sum())
+
+    def per_seed(self) -> list[dict[str, Any]]:
+        """One plain row per seed: ``seed``, the three ratios, the two σ and ``contracts``."""
+        return [{"seed": int(s), **{k: float(getattr(self, k)[i]) for k in _PER_SEED},
+                 "contracts": bool(self.contracts[i])} for i, s in enumerate(self.seeds)]
+
+    def to_json(self) -> dict[str, Any]:
+        """n, seed count, latent size, mean and std of each ratio, contracting seeds, per-seed rows, settings."""
+        n_seeds = len(self.seeds)
+        return {"n": int(self.n), "seeds": n_seeds,
+                "latent_dim": int(np.prod(self.latent_shape, dtype=np.int64)), "latent_shape": list(self.latent_shape),
+                "mean": self.mean, "std": self.std, "contracting_seeds": self.contracting_seeds,
+                "contracting_fraction": self.contracting_seeds / n_seeds, "per_seed": self.per_seed(),
+                "settings": dict(self.settings)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"seeds": self.seeds, **{k: getattr(self, k) for k in _PER_SEED}}
+
+    @classmethod
+    def _from_files(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> "ContractionSeeds":
+        return cls(**{k: arrays[k] for k in ("seeds", *_PER_SEED)}, n=int(meta["n"]),
+                   latent_shape=tuple(int(s) for s in meta["latent_shape"]), settings=dict(meta["settings"]))
+
+
+def contraction_seeds(lmap, *, seeds: int | Sequence[int] = 10, n: int = 1000,
+                      batch_size: int = 4096) -> ContractionSeeds:
+    """:func:`contraction_ratio` over several seeds (the paper: 1,000 N(0, I) latents, 10 seeds).
+
+    Parameters
+    ----------
+    lmap : LatentMap or callable
+        As for :func:`contraction_ratio`.
+    seeds : int ≥ 1 or sequence of int ≥ 0, default 10
+        ``S`` runs seeds 0 … S−1; a sequence runs those seeds in order.
+    n : int ≥ 2, default 1000
+        N(0, I) latents per seed.
+    batch_size : int ≥ 1, default 4096
+        Rows per call of f.
+
+    Returns
+    -------
+    ContractionSeeds
+        Per seed the three ratios and the two σ, ndarray of shape (S,), float64 each — the
+        numbers of ``contraction_ratio(lmap, n=n, seed=s)`` — with ``mean``, ``std`` (ddof = 1,
+        None for one seed), ``contracts`` (ratio < 1) and ``contracting_seeds``.
+
+    Raises
+    ------
+    ParameterError
+        ``seeds`` < 1 or a negative seed, ``n`` < 2, a bad ``batch_size``.
+    DataError
+        As :func:`contraction_ratio`.
+
+    Examples
+    --------
+    >>> rep = flowcore.contraction_seeds(lmap, seeds=10, n=1000)    # doctest: +SKIP
+    >>> rep.mean["ratio"], rep.std["ratio"], rep.contracting_seeds  # doctest: +SKIP
+    """
+    if isinstance(seeds, np.ndarray):
+        seeds = seeds.tolist()
+    validate_params(_SEEDS_CONSTRAINTS, {"n": n, "seeds": seeds, "batch_size": batch_size}, caller="contraction_seeds")
+    as_range = not isinstance(seeds, (list, tuple))
+    if not as_range and min(seeds) < 0:
+        raise ParameterError(f"contraction_seeds: seeds must be integers >= 0, got {list(seeds)!r}")
+    seed_list = list(range(int(seeds))) if as_range else [int(s) for s in seeds]
+    reps = [contraction_ratio(lmap, n=n, seed=s, batch_size=batch_size) for s in seed_list]
+    providers = getattr(lmap, "providers", None)
+    which = "seeds 0 .. S-1" if as_range else "the seeds listed in per_seed"
+    settings = {"inputs": f"N(0, I), numpy default_rng(seed).standard_normal, float32, {which}",
+                "sigma": "sqrt(mean over coordinates of the per-coordinate variance over samples, ddof=0)",
+                "std": "sample std over seeds (ddof=1); null for one seed",
+                "contracts": "ratio < 1", "providers": list(providers) if providers is not None else None}
+    return ContractionSeeds(seeds=np.asarray(seed_list, np.int64),
+                            **{k: np.array([getattr(r, k) for r in reps], np.float64) for k in _PER_SEED},
+                            n=int(n), latent_shape=tuple(int(s) for s in lmap.latent_shape), settings=settings)

@@ -13,6 +13,16 @@ atoms with Orthogonal Matching Pursuit (``min ‖z − A c‖₂`` s.t. ``‖c�
 Reported errors are MSEs, lower = better, in latent space and in input space. PAPER §6.8: on
 small AEs the noise dictionary did not beat the baselines; always read it beside ``"pca"``.
 Needs scikit-learn (``orthogonal_mp``; the ``analysis`` extra).
+
+The noise dictionary holds **one atom per distinct attractor** (endpoints grouped by the rule of
+:func:`flowcore.dynamics.attractors.find_attractors`, cosine > 0.99 by default), largest basin
+first, and refuses an atom lying within ``MIN_SINE`` of the span of the atoms kept before it
+(once those span the latent space: within ``MIN_SINE`` of one of them).
+Many noise starts reaching a few attractors would otherwise give near-duplicate columns, and OMP
+would fit the float32 rounding noise between them with huge coefficients: a latent error that
+"improves" past the dictionary's rank, then rises. With a fixed dictionary OMP's residual is
+non-increasing in the atom count; an atom count above the dictionary's size is capped (the
+report marks those rows) and :class:`~flowcore.errors.ProbeDictionaryWarning` is issued.
 """
 
 from __future__ import annotations
@@ -24,17 +34,31 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.errors import BackendError, DataError, ParameterError
+from flowcore.errors import BackendError, DataError, ParameterError, ProbeDictionaryWarning
 from flowcore.results import Array, Result
 from flowcore.analysis._similarity import _providers
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import grouping_from_settings
 from flowcore.dynamics.starts import noise_starts
+from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.trajectories import iterate
 
-__all__ = ["noise_dictionary", "omp_reconstruct", "orthobasis", "pca_basis", "probe", "ProbeReport", "BASES"]
+__all__ = ["noise_dictionary", "omp_reconstruct", "orthobasis", "pca_basis", "probe", "ProbeReport", "BASES",
+           "dictionary_rank", "MIN_SINE", "RANK_RTOL"]
 
 BASES = ("noise", "orthobasis", "pca")
+MIN_SINE = 1e-3
+"""An atom whose unit vector lies closer than this to the span of the atoms kept before it (the
+sine of the angle between them) is refused from the noise dictionary: its OMP coefficients
+would blow up (≈ 1 / sine) to fit rounding noise."""
+RANK_RTOL = 1e-6
+"""Singular values of the unit-norm atoms below ``RANK_RTOL × the largest`` do not count towards
+the rank (float32 endpoints carry about 1e-7 relative rounding)."""
+
+
+def _n(count: int, noun: str) -> str:
+    """``"1 atom"``, ``"2 atoms"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _sklearn_linear_model():
@@ -45,11 +69,73 @@ def _sklearn_linear_model():
     return linear_model
 
 
+def dictionary_rank(dictionary: Any, *, rtol: float = RANK_RTOL) -> int:
+    """Numerical rank of a dictionary's unit-normalised columns.
+
+    Parameters
+    ----------
+    dictionary : array-like of shape (k, n_cols)
+        Atoms as columns; all-zero columns are ignored.
+    rtol : float, default RANK_RTOL
+        Singular values below ``rtol × the largest`` do not count.
+
+    Returns
+    -------
+    int
+        In [0, min(k, n_cols)]: the most atoms OMP can combine into independent directions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dictionary_rank(np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))  # two parallel atoms
+    2
+    """
+    a = np.asarray(dictionary, np.float64)
+    if a.ndim != 2:
+        raise DataError(f"dictionary must be (k, n_cols), got shape {a.shape}")
+    norms = np.linalg.norm(a, axis=0)
+    unit = a[:, norms > 0] / norms[norms > 0]
+    if unit.shape[1] == 0:
+        return 0
+    sv = np.linalg.svd(unit, compute_uv=False)
+    return int(np.sum(sv > float(rtol) * sv[0]))
+
+
+def _independent_atoms(atoms: np.ndarray, min_sine: float) -> np.ndarray:
+    """Indices of the rows of ``atoms`` (n, k) kept in order: each kept row lies at least
+    ``min_sine`` (unit-normalised) from the span of the rows kept before it, until those span R^k;
+    an overcomplete dictionary then keeps a row unless it lies within ``min_sine`` of one kept
+    row (a near-duplicate), and OMP picks among them greedily."""
+    k = atoms.shape[1]
+    basis = np.zeros((0, k))
+    kept_units = np.zeros((0, k))
+    keep = []
+    for i, row in enumerate(atoms.astype(np.float64)):
+        nrm = np.linalg.norm(row)
+        if not nrm > 0:
+            continue
+        u = row / nrm
+        if len(basis) == k:
+            cos = np.abs(kept_units @ u).max()
+            if np.sqrt(max(0.0, 1.0 - cos * cos)) >= min_sine:
+                keep.append(i)
+                kept_units = np.vstack([kept_units, u])
+            continue
+        r = u - basis.T @ (basis @ u)
+        r -= basis.T @ (basis @ r)  # second Gram-Schmidt pass: orthogonal to working precision
+        sine = float(np.linalg.norm(r))
+        if sine >= min_sine:
+            keep.append(i)
+            basis = np.vstack([basis, r / sine])
+            kept_units = np.vstack([kept_units, u])
+    return np.asarray(keep, np.int64)
+
+
 def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Generator = 0, tol: float = 1e-6,
-                     max_steps: int = 3000, dedupe: bool = False, metric: str = "cosine",
+                     max_steps: int = 3000, dedupe: bool = True, metric: str = "cosine",
                      threshold: float = 0.99, batch_size: int = 4096,
                      engine: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
-    """Dictionary of noise attractors: iterate f from N(0, I) latents, keep the converged endpoints.
+    """Dictionary of noise attractors: iterate f from N(0, I) latents, one atom per distinct attractor.
 
     Parameters
     ----------
@@ -60,9 +146,14 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     seed : int or numpy.random.Generator, default 0
     tol, max_steps :
         Stopping rule of :func:`flowcore.dynamics.trajectories.iterate`.
-    dedupe : bool, default False
-        Keep one representative per deduplicated attractor (``metric``/``threshold``) instead of
-        every converged endpoint (which may repeat one attractor many times).
+    dedupe : bool, default True
+        One atom per distinct attractor (the representative of each group of converged
+        endpoints, grouped by ``metric``/``threshold``), largest basin first. ``False`` keeps
+        every converged endpoint, in start order: many repeat one attractor, and all but the
+        first of those are then refused as ill-conditioned (``MIN_SINE``).
+    metric, threshold :
+        Grouping rule of the endpoints (:func:`flowcore.dynamics.grouping_rules.grouping_from_settings`;
+        default cosine > 0.99, as for the attractors).
     batch_size : int, default 4096
     engine : str, default "auto"
         Trajectory engine (:mod:`flowcore.dynamics.engines`); every engine gives the same results.
@@ -70,10 +161,14 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     Returns
     -------
     dictionary : ndarray of shape (k, n_atoms), float64
-        One atom per column (not normalised; :func:`omp_reconstruct` normalises).
-        ``n_atoms ≤ n``: rows that hit max_steps or diverged are dropped.
+        One atom per column (not normalised; :func:`omp_reconstruct` normalises). ``n_atoms ≤
+        n_distinct``: rows that hit max_steps or diverged are dropped, and so is an atom lying
+        within ``MIN_SINE`` of the span of the atoms before it (once they span R^k: of one of them).
     info : dict
-        n_starts, n_atoms, status counts, median steps (PAPER §6.1), seed, tol, max_steps, dedupe.
+        n_starts, n_endpoints (converged), n_distinct (distinct attractors), n_atoms, n_refused
+        (ill-conditioned atoms dropped), rank (:func:`dictionary_rank`), basin_counts (starts per
+        atom), status counts, median steps (PAPER §6.1), seed, tol, max_steps, dedupe, metric,
+        threshold, min_sine, rank_rtol.
 
     Raises
     ------
@@ -85,22 +180,33 @@ def noise_dictionary(lmap, n: int | None = None, *, seed: int | np.random.Genera
     if n < 1:
         raise ParameterError(f"n must be >= 1, got {n}")
     z0 = noise_starts(lmap.latent_shape, n, seed=seed)
-    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False, engine=engine)
-    if dedupe:
-        att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold),
-                              starts={"kind": "noise", "size": n, "seed": seed if isinstance(seed, int) else None})
-        atoms = att.representatives.reshape(att.n_attractors, -1)
-    else:
-        atoms = traj.flat_final[traj.converged]
-    if len(atoms) == 0:
+    traj = iterate(lmap, z0, tol=tol, max_steps=max_steps, batch_size=batch_size, progress=False,
+                   options=IterateOptions(engine=engine))
+    if not traj.converged.any():
         raise DataError(f"no noise start converged ({traj.counts()}, tol={tol}, max_steps={max_steps}); "
                         "raise max_steps or tol")
+    att = find_attractors(traj, grouping=grouping_from_settings(metric, threshold),
+                          starts={"kind": "noise", "size": n, "seed": seed if isinstance(seed, int) else None})
+    if dedupe:
+        order = np.argsort(-att.counts, kind="stable")  # largest basin first
+        atoms = att.representatives.reshape(att.n_attractors, -1)[order]
+        counts = att.counts[order]
+    else:
+        atoms = traj.flat_final[traj.converged]
+        counts = np.ones(len(atoms), np.int64)
+    keep = _independent_atoms(atoms, MIN_SINE)
+    atoms, counts = atoms[keep], counts[keep]
+    dictionary = np.ascontiguousarray(atoms.astype(np.float64).T)
     conv = traj.steps[traj.converged]
-    info = {"n_starts": n, "n_atoms": int(len(atoms)), "status_counts": traj.counts(),
-            "median_steps": float(np.median(conv)), "seed": seed if isinstance(seed, int) else None,
-            "tol": float(tol), "max_steps": int(max_steps), "dedupe": bool(dedupe),
-            "metric": metric if dedupe else None, "threshold": float(threshold) if dedupe else None}
-    return np.ascontiguousarray(atoms.astype(np.float64).T), info
+    info = {"n_starts": n, "n_endpoints": int(traj.converged.sum()), "n_distinct": int(att.n_attractors),
+            "n_atoms": int(len(keep)), "n_refused": int((att.n_attractors if dedupe else int(traj.converged.sum()))
+                                                        - len(keep)),
+            "rank": dictionary_rank(dictionary), "basin_counts": counts.astype(int).tolist(),
+            "status_counts": traj.counts(), "median_steps": float(np.median(conv)),
+            "seed": seed if isinstance(seed, int) else None, "tol": float(tol), "max_steps": int(max_steps),
+            "dedupe": bool(dedupe), "metric": metric, "threshold": float(threshold), "min_sine": MIN_SINE,
+            "rank_rtol": RANK_RTOL}
+    return dictionary, info
 
 
 def omp_reconstruct(dictionary: Any, targets: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +224,7 @@ def omp_reconstruct(dictionary: Any, targets: Any, n_atoms: int) -> tuple[np.nda
     Returns
     -------
     recon : ndarray of shape (n, k), float64
-        ``A_unit @ c`` for each target.
+        ``A_unit @ c`` for each target (solved in float64, whatever the input dtypes).
     coef : ndarray of shape (n, n_cols), float64
         Coefficients on the unit-normalised atoms (zero for dropped columns), ≤ s nonzero per row.
 
@@ -221,10 +327,17 @@ class ProbeReport(Result):
     mse_input : dict of str to ndarray of shape (n_s,), float64
         ``mean ‖x − D(ẑ)‖² / m`` per basis (lower = better).
     effective_atoms : dict of str to ndarray of shape (n_s,), int64
-        s after clamping to the dictionary size and k.
+        s after clamping to the dictionary size and k; rows where it is below ``atoms`` are
+        :attr:`capped` (they repeat the error at the capped count, they do not improve on it).
     reference_mse_input : float
         Plain reconstruction ``mean((D(E(x)) − x)²)``: the floor any basis can reach with all atoms.
     dictionary_sizes : dict of str to int
+        Atoms (columns) of each dictionary.
+    dictionary_ranks : dict of str to int
+        :func:`dictionary_rank` of each dictionary: the most independent directions it offers.
+    distinct_atoms : dict of str to int
+        Distinct atoms before the conditioning screen: distinct noise attractors; the column
+        count of ``"orthobasis"`` and ``"pca"``.
     settings : dict
         seed, tol, max_steps, n_noise, noise dictionary info, n_heldout, providers.
 
@@ -238,9 +351,17 @@ class ProbeReport(Result):
     effective_atoms: dict[str, np.ndarray]
     reference_mse_input: float
     dictionary_sizes: dict[str, int]
+    dictionary_ranks: dict[str, int]
+    distinct_atoms: dict[str, int]
     settings: dict[str, Any]
 
     kind: ClassVar[str] = "probe"
+    version: ClassVar[int] = 2  # 2: dictionary rank, distinct atoms, capped rows
+
+    @property
+    def capped(self) -> dict[str, np.ndarray]:
+        """Per basis, ndarray of shape (n_s,), bool: the atom count asked exceeds the dictionary."""
+        return {b: self.effective_atoms[b] < self.atoms for b in self.effective_atoms}
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form: per basis, lists aligned with ``atoms``."""
@@ -248,7 +369,9 @@ class ProbeReport(Result):
             "atoms": self.atoms.tolist(),
             "bases": {b: {"mse_latent": self.mse_latent[b].tolist(), "mse_input": self.mse_input[b].tolist(),
                           "effective_atoms": self.effective_atoms[b].tolist(),
-                          "dictionary_size": self.dictionary_sizes[b]} for b in self.mse_latent},
+                          "capped": self.capped[b].tolist(), "dictionary_size": self.dictionary_sizes[b],
+                          "dictionary_rank": self.dictionary_ranks[b], "distinct_atoms": self.distinct_atoms[b]}
+                      for b in self.mse_latent},
             "reference_mse_input": self.reference_mse_input,
             "mse": "mean squared error per coordinate, lower = better",
             "settings": dict(self.settings),
@@ -275,6 +398,8 @@ class ProbeReport(Result):
         out = {key: {b: arrays[f"{b}_{key}"] for b in bases} for key in ("mse_latent", "mse_input", "effective_atoms")}
         return cls(atoms=arrays["atoms"], **out, reference_mse_input=float(meta.get("reference_mse_input", "nan")),
                    dictionary_sizes={b: int(meta["bases"][b]["dictionary_size"]) for b in bases},
+                   dictionary_ranks={b: int(meta["bases"][b]["dictionary_rank"]) for b in bases},
+                   distinct_atoms={b: int(meta["bases"][b]["distinct_atoms"]) for b in bases},
                    settings=meta.get("settings", {}))
 
 
@@ -288,7 +413,7 @@ def probe(
     n_noise: int | None = None,
     tol: float = 1e-6,
     max_steps: int = 3000,
-    dedupe: bool = False,
+    dedupe: bool = True,
     bases: tuple[str, ...] = BASES,
     batch_size: int = 4096,
     engine: str = "auto",
@@ -318,7 +443,14 @@ def probe(
     Returns
     -------
     ProbeReport
-        MSE (lower = better) per basis and s, in latent and input space.
+        MSE (lower = better) per basis and s, in latent and input space; each dictionary's size,
+        rank and distinct atoms. For a fixed dictionary the latent MSE is non-increasing in s.
+
+    Warns
+    -----
+    ProbeDictionaryWarning
+        When a dictionary has fewer atoms than an atom count asked (e.g. 16 noise starts that
+        reach 2 attractors give 2 atoms): those rows are capped (``ProbeReport.capped``).
     """
     _sklearn_linear_model()
     unknown = set(bases) - set(BASES)
@@ -348,14 +480,25 @@ def probe(
         comps, mean = pca_basis(lmap.encode(x_train, batch_size=batch_size))
         dicts["pca"] = (comps, mean)
 
-    mse_l, mse_x, eff, sizes = {}, {}, {}, {}
+    mse_l, mse_x, eff, sizes, ranks, distinct = {}, {}, {}, {}, {}, {}
     for name in bases:
         d, mean = dicts[name]
         centre = np.zeros(k) if mean is None else mean
         n_cols = int(np.sum(np.linalg.norm(d, axis=0) > 0))
         sizes[name] = int(d.shape[1])
+        ranks[name] = dictionary_rank(d)
+        distinct[name] = int(noise_info["n_distinct"]) if name == "noise" else int(d.shape[1])
         mse_l[name], mse_x[name] = np.empty(len(atoms_arr)), np.empty(len(atoms_arr))
         eff[name] = np.minimum(np.minimum(atoms_arr, n_cols), k)
+        capped = atoms_arr[eff[name] < atoms_arr]
+        if len(capped):
+            cap = min(n_cols, k)
+            warnings.warn(f"the {name} dictionary has {_n(n_cols, 'atom')} (rank {ranks[name]}"
+                          + (f", {_n(distinct[name], 'distinct attractor')} from {noise_info['n_starts']} noise "
+                             "starts" if name == "noise" else "") + "), fewer than the atom count"
+                          f"{'s' if len(capped) > 1 else ''} {', '.join(map(str, capped.tolist()))} asked: "
+                          f"{'those rows are' if len(capped) > 1 else 'that row is'} capped at {_n(cap, 'atom')} "
+                          "(ProbeReport.capped)", ProbeDictionaryWarning, stacklevel=2)
         for i, s in enumerate(atoms_arr):
             zh = omp_reconstruct(d, z - centre, int(s))[0] + centre
             xh = lmap.decode(zh.astype(np.float32).reshape(len(zh), *lmap.latent_shape), batch_size=batch_size)
@@ -367,4 +510,5 @@ def probe(
                 "atom_normalisation": "unit L2 columns", "n_heldout": int(len(x)), "n_train": int(len(x_train)),
                 "latent_dim": k, "providers": _providers(lmap)}
     return ProbeReport(atoms=atoms_arr, mse_latent=mse_l, mse_input=mse_x, effective_atoms=eff,
-                       reference_mse_input=reference, dictionary_sizes=sizes, settings=settings)
+                       reference_mse_input=reference, dictionary_sizes=sizes, dictionary_ranks=ranks,
+                       distinct_atoms=distinct, settings=settings)

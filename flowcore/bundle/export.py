@@ -3,7 +3,7 @@
 For adapter authors: rename graph values, give an exported graph its FlowBundle I/O names and
 check its opset, check the shapes and dtypes an eager call returned (one-line messages), pick
 the latent out of a structured encoder output, shorten exceptions to one line, and write the
-bundle through a staging folder. Measuring ONNX-vs-framework parity (running graphs) is the
+bundle through flowcore's one staging primitive (:meth:`flowcore.outputs.OutputFolder.staged`). Measuring ONNX-vs-framework parity (running graphs) is the
 runtime layer's: :mod:`flowcore.runtime.parity`. Imports only onnx (and the bundle layer).
 """
 
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from flowcore.errors import BundleError, ExportError
 from flowcore.bundle.subnormal import flush_subnormals as _flush_subnormals
-from flowcore.bundle.flowbundle import FlowBundle, replace_folder
+from flowcore.bundle.flowbundle import FlowBundle, bundle_output
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
@@ -175,9 +173,12 @@ def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, so
                  preprocessing: str | None = None, notes: str | None = None, check=None, external_data=None,
                  flush_subnormals: bool = True):
     """Write a bundle (graphs named ``x -> z`` and ``z -> x_hat``) in a staging folder beside
-    ``path``, run ``check(bundle)`` there (it raises to refuse), then move it into place.
+    ``path``, run ``check(bundle)`` there (it raises to refuse), then commit it into place.
 
-    A failure leaves nothing at ``path`` (and keeps an old bundle there). Returns the FlowBundle
+    Staged by :meth:`flowcore.outputs.OutputFolder.staged` (the caller vetted ``path`` with
+    :func:`~flowcore.bundle.flowbundle.check_target`): a failure leaves ``path`` exactly as it
+    was (an old bundle there is kept); on success an earlier bundle's files are replaced and
+    any other entry is kept. Returns the FlowBundle
     at ``path``. A bundle that does not validate becomes a one-line ExportError. ``external_data``
     is :meth:`FlowBundle.write`'s (default None: external data only for a graph over 2 GB); every
     external-data file is hashed in the manifest. With ``flush_subnormals`` (default) subnormal
@@ -190,20 +191,16 @@ def write_staged(path, encoder: onnx.ModelProto, decoder: onnx.ModelProto, *, so
         encoder, n_enc = _flush_subnormals(encoder)
         decoder, n_dec = _flush_subnormals(decoder)
         source = {**source, "subnormals_flushed_encoder": n_enc, "subnormals_flushed_decoder": n_dec}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.export-", dir=path.parent))
-    try:
+    with bundle_output(path).staged(prune=True) as tmp:
         try:
-            bundle = FlowBundle.write(work / "bundle", encoder, decoder, encoder_input="x", encoder_output="z",
-                                      decoder_input="z", decoder_output="x_hat", source=source,
-                                      preprocessing=preprocessing, notes=notes, external_data=external_data)
+            bundle = FlowBundle.write_into(tmp, encoder, decoder, encoder_input="x", encoder_output="z",
+                                           decoder_input="z", decoder_output="x_hat", source=source,
+                                           preprocessing=preprocessing, notes=notes, external_data=external_data,
+                                           shown=path)
         except BundleError as exc:
             raise ExportError(f"the exported graphs do not form a valid FlowBundle: {exc}") from exc
         if check is not None:
             check(bundle)
-        replace_folder(work / "bundle", path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return dataclasses.replace(bundle, path=path)
 
 

@@ -18,16 +18,16 @@ batch axis. Nothing is executed on load.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from flowcore.errors import BundleError
-from flowcore.io import atomic_write_json, default_mode, to_jsonable
+from flowcore.errors import BundleError, FlowcoreError
+from flowcore.io import atomic_write_json, to_jsonable
+from flowcore.outputs import OutputFolder
 from flowcore.bundle.files import (check_extents, external_parts, external_refs, file_record, read_verified,
                                    resolve_inside, verify_file, write_graph)
 from flowcore.bundle.graphs import _io, _opset, _static_shape  # noqa: F401  (_io, _static_shape: runtime.fusion)
@@ -36,7 +36,7 @@ from flowcore.bundle.manifest import FORMAT, FORMAT_VERSION, MANIFEST, check_man
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
 
-__all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION"]
+__all__ = ["FlowBundle", "MANIFEST", "FORMAT_VERSION", "check_target", "bundle_entries", "bundle_output"]
 
 _DTYPE = "float32"
 _PARTS = ("encoder", "decoder")
@@ -54,21 +54,33 @@ def check_target(path: Path, overwrite: bool) -> None:
         raise BundleError(f"{path} is a non-empty folder that is not a FlowBundle; refusing to replace it")
 
 
-def replace_folder(src: Path, dst: Path) -> None:
-    """Move the finished folder ``src`` to ``dst``; an old ``dst`` is moved aside first and removed last."""
-    old = None
-    if dst.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=dst.parent))
-        os.replace(dst, old / dst.name)
+def _top(rel: str) -> str:
+    return Path(rel).parts[0] if Path(rel).parts else rel
+
+
+def bundle_entries(folder: str | os.PathLike) -> list[str]:
+    """Top-level entries an existing FlowBundle's ``flow.json`` lists (itself, graphs, external data).
+
+    Empty when there is no valid manifest: then nothing is adopted.
+    """
     try:
-        os.replace(src, dst)
-    except BaseException:
-        if old is not None:
-            os.replace(old / dst.name, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        manifest = read_manifest(Path(folder) / MANIFEST)
+    except (FlowcoreError, OSError):
+        return []
+    names = {MANIFEST}
+    for part in _PARTS:
+        names.add(_top(manifest[part]["file"]))
+        names.update(_top(e["file"]) for e in manifest[part].get("external_data", []))
+    return sorted(names)
+
+
+def bundle_output(path: str | os.PathLike) -> OutputFolder:
+    """The API's output folder of a bundle written to ``path`` (vetted by :func:`check_target` first).
+
+    Its ``staged(prune=True)`` replaces an earlier bundle's files there (and removes those the new
+    bundle does not write, such as its old external data); any other entry is kept.
+    """
+    return OutputFolder(path, adopt=bundle_entries(path))
 
 
 def _verify_listed(folder: Path, root: Path, manifest: dict[str, Any]) -> tuple[dict[str, tuple[Path, bytes]], list]:
@@ -249,13 +261,16 @@ class FlowBundle:
     ) -> "FlowBundle":
         """Write two in-memory graphs as a bundle folder and return it, loaded and validated.
 
-        The folder is assembled in a temporary sibling and renamed into place, so a failed
-        write leaves nothing behind. The graphs given must hold their weights in memory.
+        The folder is filled by :meth:`write_into` in a staging folder and committed by
+        flowcore's one staging primitive (:meth:`flowcore.outputs.OutputFolder.staged`), so a
+        failed write leaves ``path`` exactly as it was. The graphs given must hold their weights
+        in memory.
 
         Parameters
         ----------
         path : path-like
-            Target folder; must not exist unless ``overwrite``.
+            Target folder; must not exist unless ``overwrite`` (then it must be a bundle folder
+            or empty: the earlier bundle's files are replaced, any other entry is kept).
         encoder, decoder : onnx.ModelProto
             E: (N, *input_shape) -> (N, *latent_shape); D the reverse. float32, dynamic batch.
         encoder_input, encoder_output, decoder_input, decoder_output : str, optional
@@ -267,9 +282,49 @@ class FlowBundle:
             protobuf's 2 GB limit (float tensors of 1 KiB and more); True, both graphs; a list,
             those graphs (every float initializer; integer tensors such as shapes stay inline).
             Each external file is recorded in the manifest (sha256, size).
+
+        Raises
+        ------
+        BundleError
+            ``path`` exists (without ``overwrite``) or is not a bundle folder, or the graphs do
+            not form a valid bundle (nothing is written then).
+        DiskFullError
+            No space left while writing; nothing was written.
         """
         path = Path(path)
         check_target(path, overwrite)
+        with bundle_output(path).staged(prune=True) as tmp:
+            bundle = cls.write_into(tmp, encoder, decoder, encoder_input=encoder_input,
+                                    encoder_output=encoder_output, decoder_input=decoder_input,
+                                    decoder_output=decoder_output, source=source, preprocessing=preprocessing,
+                                    notes=notes, external_data=external_data, shown=path)
+        return dataclasses.replace(bundle, path=path)
+
+    @classmethod
+    def write_into(
+        cls,
+        folder: str | os.PathLike,
+        encoder: onnx.ModelProto,
+        decoder: onnx.ModelProto,
+        *,
+        encoder_input: str | None = None,
+        encoder_output: str | None = None,
+        decoder_input: str | None = None,
+        decoder_output: str | None = None,
+        source: dict[str, Any] | None = None,
+        preprocessing: str | None = None,
+        notes: str | None = None,
+        external_data: bool | Sequence[str] | None = None,
+        shown: str | os.PathLike | None = None,
+    ) -> "FlowBundle":
+        """Fill the existing empty ``folder`` with a bundle's files; return it loaded from there.
+
+        The writer behind :meth:`write` (no staging of its own): use it inside the folder
+        :meth:`flowcore.outputs.OutputFolder.staged` yields. The arguments are :meth:`write`'s;
+        ``shown`` is the path named in messages (the final folder, default ``folder``). The
+        bundle is loaded and validated before this returns.
+        """
+        folder = Path(folder)
         names = {
             "encoder": (_io(encoder, "input", encoder_input, "encoder").name,
                         _io(encoder, "output", encoder_output, "encoder").name),
@@ -280,44 +335,34 @@ class FlowBundle:
         eout = _static_shape(_io(encoder, "output", names["encoder"][1], "encoder"), "encoder output")
         models = {"encoder": encoder, "decoder": decoder}
         outside = external_parts(external_data, models)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        os.chmod(tmp, default_mode(directory=True))
-        try:
-            manifest: dict[str, Any] = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "dtype": _DTYPE,
-                "input_shape": list(ein),
-                "latent_shape": list(eout),
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dtype": _DTYPE,
+            "input_shape": list(ein),
+            "latent_shape": list(eout),
+        }
+        for part, model in models.items():
+            fname, externals = write_graph(folder, part, model, outside.get(part))
+            record = file_record(folder / fname, fname)
+            manifest[part] = {
+                "file": fname,
+                "sha256": record["sha256"],
+                "size": record["size"],
+                "input": names[part][0],
+                "output": names[part][1],
+                "opset": _opset(model),
+                "ir_version": int(model.ir_version),
+                "external_data": externals,
             }
-            for part, model in models.items():
-                fname, externals = write_graph(tmp, part, model, outside.get(part))
-                record = file_record(tmp / fname, fname)
-                manifest[part] = {
-                    "file": fname,
-                    "sha256": record["sha256"],
-                    "size": record["size"],
-                    "input": names[part][0],
-                    "output": names[part][1],
-                    "opset": _opset(model),
-                    "ir_version": int(model.ir_version),
-                    "external_data": externals,
-                }
-            manifest["source"] = dict(source or {})
-            if preprocessing is not None:
-                manifest["preprocessing"] = preprocessing
-            if notes is not None:
-                manifest["notes"] = notes
-            check_manifest(to_jsonable(manifest), path / MANIFEST)  # a bad source/notes names the target
-            atomic_write_json(tmp / MANIFEST, manifest)
-            bundle = cls.load(tmp)  # validate before it becomes visible
-            replace_folder(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return FlowBundle(path=path, manifest=bundle.manifest, encoder=bundle.encoder, decoder=bundle.decoder,
-                          input_shape=bundle.input_shape, latent_shape=bundle.latent_shape, verified=bundle.verified)
+        manifest["source"] = dict(source or {})
+        if preprocessing is not None:
+            manifest["preprocessing"] = preprocessing
+        if notes is not None:
+            manifest["notes"] = notes
+        check_manifest(to_jsonable(manifest), Path(shown if shown is not None else folder) / MANIFEST)
+        atomic_write_json(folder / MANIFEST, manifest)
+        return cls.load(folder)  # validated before the caller commits it
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON description (what ``flowcore info`` prints), with what load verified under ``verified``."""

@@ -32,15 +32,20 @@ import sys
 from typing import Any, Sequence
 
 __all__ = ["Parser", "UsageError", "RANGES", "MAX_COUNT", "MAX_SEED", "FloatRange", "IntRange", "number",
-           "add_force", "add_resume", "add_stop_rule", "add_engine", "check_relations", "walk", "THRESHOLDS", "FORCE_HELP", "RESUME_HELP"]
+           "add_force", "add_resume", "add_progress", "progress_of", "add_stop_rule", "add_engine", "check_relations",
+           "walk", "THRESHOLDS", "FORCE_HELP", "RESUME_HELP", "PROGRESS_HELP"]
 
 MAX_COUNT = 2**31 - 1  # starts, steps, rows in flight: the int32 range ONNX Runtime and the kernels index with
 MAX_SEED = 2**63 - 1  # seeds are stored as int64 in results
 MAX_THREADS = 4096
 MAX_LIM = 1e6  # field grid half-width in latent units
 
-FORCE_HELP = "write into a non-empty folder without flowcore's marker; only flowcore's own files are replaced"
-RESUME_HELP = "continue an interrupted run from its completed chunks"
+FORCE_HELP = ("write into a non-empty folder without flowcore's marker; only flowcore's own files are replaced "
+              "(default: such a folder is refused)")
+RESUME_HELP = "continue an interrupted run from its completed chunks (default: start afresh)"
+PROGRESS_HELP = ("progress bar on stderr: --progress forces it on (e.g. CI logs, where stderr is not a terminal), "
+                 "--no-progress off (default: shown only when stderr is a terminal, and not with --quiet; it "
+                 "appears after 1 s of work)")
 
 
 class UsageError(Exception):
@@ -137,6 +142,7 @@ RANGES: dict[str, FloatRange | IntRange] = {
     "--n": IntRange(2, 2048),
     # ood fit
     "--contamination": FloatRange(0.0, 1.0, lo_open=True, hi_open=True),
+    "--calibration-split": FloatRange(0.0, 1.0, hi_open=True),
     # export
     "--opset": IntRange(7, 50),
     "--rtol": FloatRange(0.0, None, lo_open=True),
@@ -168,8 +174,34 @@ def add_stop_rule(p: argparse.ArgumentParser) -> None:
 
 def add_engine(p: argparse.ArgumentParser) -> None:
     """Declare ``--engine`` (flowcore.dynamics.engines): how the trajectories are run, never what they are."""
-    p.add_argument("--engine", default="auto", choices=["auto", "python", "segment", "iobinding"],
+    p.add_argument("--engine", default="auto", type=_engine_name, choices=["auto", "python", "iobinding"],
                    help="trajectory engine; every engine gives the same results (default auto: README, Engines)")
+
+
+def _engine_name(text: str) -> str:
+    """``--engine``'s ``type=``: a removed engine (``segment``) is refused with the line saying what replaces it."""
+    from flowcore.dynamics.iterate_options import REMOVED_ENGINES  # lazy: import cost (numpy); parsing stays fast
+
+    if text.lower() in REMOVED_ENGINES:
+        raise argparse.ArgumentTypeError(REMOVED_ENGINES[text.lower()])
+    return text
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    """Declare ``--progress/--no-progress`` on a command that iterates (read with :func:`progress_of`)."""
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=PROGRESS_HELP)
+
+
+def progress_of(args: argparse.Namespace) -> bool | None:
+    """The ``progress=`` argument of the library call: True/False when forced, else None (a TTY decides).
+
+    ``--progress`` / ``--no-progress`` win; without them ``--quiet`` turns bars off and otherwise
+    bars are shown only when stderr is a terminal.
+    """
+    forced = getattr(args, "progress", None)
+    if forced is not None:
+        return bool(forced)
+    return False if getattr(args, "quiet", False) else None
 
 
 def add_force(p: argparse.ArgumentParser) -> None:
@@ -266,8 +298,40 @@ class Parser(argparse.ArgumentParser):
         return UsageError(f"unrecognized argument{'s' if len(flags) > 1 else ''} {named}"
                           + (f"; {said}" if said else ""))
 
+    def _command_token(self, args: Sequence[str]) -> str | None:
+        """The token naming this parser's sub-command (its first positional), or None."""
+        skip = False
+        for i, tok in enumerate(args):
+            if skip:
+                skip = False
+            elif tok == "--":
+                return args[i + 1] if i + 1 < len(args) else None
+            elif tok.startswith("-") and tok != "-":
+                action = self._option_string_actions.get(tok.split("=", 1)[0])
+                if action is None:  # an unknown flag first: named as such (its value, if any, is no command)
+                    return None
+                skip = action.nargs != 0 and "=" not in tok  # the flag's value is not the command
+            else:
+                return tok
+        return None
+
+    def _unknown_command(self, args: Sequence[str]) -> UsageError | None:
+        """``unknown command 'trajectory' (did you mean 'trajectories'?)`` when the sub-command is not known."""
+        sub = self._subcommand_action()
+        token = self._command_token(args) if sub is not None else None
+        if token is None or token in sub.choices:
+            return None
+        group = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""  # "ood " below flowcore ood
+        close = difflib.get_close_matches(token, list(sub.choices), n=1, cutoff=0.6)
+        hint = (f"did you mean '{group}{close[0]}'?" if close
+                else f"commands: {', '.join(group + c for c in sub.choices)}")
+        return UsageError(f"unknown command '{group}{token}' ({hint})")
+
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None):
         args = list(sys.argv[1:] if args is None else args)
+        wrong = self._unknown_command(args)
+        if wrong is not None:  # before any flag is looked at: the flags belong to the command
+            raise wrong
         unknown = self._unknown_flags(args)
         if unknown:  # before argparse's own checks, so a typo is named instead of "--noise is required"
             raise self._unrecognized(unknown)

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from flowcore import __version__
-from flowcore.bundle.manifest import read_json, read_manifest
+from flowcore._version import __version__
+from flowcore.bundle.flowbundle import bundle_entries
+from flowcore.bundle.manifest import read_json
 from flowcore.errors import FlowcoreError
 from flowcore.outputs import OutputFile, OutputFolder
 
@@ -65,22 +66,6 @@ def tree_bytes(*paths: str | os.PathLike | None) -> int:
 
 def _top(rel: str) -> str:
     return Path(rel).parts[0] if Path(rel).parts else rel
-
-
-def bundle_entries(folder: str | os.PathLike) -> list[str]:
-    """Top-level entries an existing FlowBundle's ``flow.json`` lists (itself, graphs, external data).
-
-    Empty when there is no valid manifest: then nothing is adopted.
-    """
-    try:
-        manifest = read_manifest(Path(folder) / "flow.json")
-    except (FlowcoreError, OSError):
-        return []
-    names = {"flow.json"}
-    for part in ("encoder", "decoder"):
-        names.add(_top(manifest[part]["file"]))
-        names.update(_top(e["file"]) for e in manifest[part].get("external_data", []))
-    return sorted(names)
 
 
 def detector_entries(folder: str | os.PathLike) -> list[str]:

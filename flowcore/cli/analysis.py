@@ -3,7 +3,7 @@
 Each writes JSON + CSV (and PNG figures, with the ``analysis`` extra) into ``--out``; the
 summary goes to stdout (``--json`` for machine-readable). Needs scikit-learn for probing.
 ``contraction`` measures σ_out / σ_in of one application of f to N(0, I) latents
-(:func:`~flowcore.analysis.contraction.contraction_ratio`, PAPER Fig. 6) over seeds 0 … S-1,
+(:func:`~flowcore.analysis.contraction.contraction_seeds`, PAPER Fig. 6) over seeds 0 … S-1,
 e.g. of an untrained model exported to a bundle: ``contraction_seeds.json`` (per seed, mean and sample
 std over seeds) and ``contraction_seeds.csv`` (one row per seed); NumPy and ONNX Runtime only.
 """
@@ -12,28 +12,31 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowcore.errors import BundleError, DataError, ParameterError
+from flowcore.errors import BundleError, DataError, ParameterError, ProbeDictionaryWarning
 from flowcore.io import atomic_write_json, atomic_write_text, load_array
 from flowcore.cli._out import out_folder
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.analysis.memorization import MemorizationReport, memorization_report
 from flowcore.analysis.checkpoints import CheckpointMetrics, checkpoint_metrics
 from flowcore.analysis.probing import ProbeReport, probe
-from flowcore.analysis.contraction import contraction_ratio
-from flowcore.dynamics.field import FieldGrid, field_grid
-from flowcore.dynamics.starts import data_starts
-from flowcore.dynamics.attractors import find_attractors
-from flowcore.dynamics.grouping_rules import GroupByDistance
-from flowcore.dynamics.trajectories import iterate
+from flowcore.analysis.contraction import contraction_seeds
+from flowcore.dynamics.field import FieldGrid
+from flowcore.dynamics.field_map import FieldMap, field_map
 from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
-from flowcore.cli._args import add_engine, add_force, add_stop_rule, number
+from flowcore.cli._args import add_engine, add_force, add_progress, add_stop_rule, number, progress_of
 
-__all__ = ["add_parsers", "COMMANDS"]
+__all__ = ["add_memorization", "add_dynamics", "add_probe", "add_field", "add_contraction", "run_memorization",
+           "run_dynamics", "run_probe", "run_field", "run_contraction"]
+
+_BUNDLE = "FlowBundle folder (flow.json + encoder.onnx + decoder.onnx, e.g. written by `flowcore export`)"
+_NO_FIGURES = "JSON + CSV only, no PNG figures (no matplotlib needed) (default: figures too)"
 
 
 def _traj(p) -> None:
@@ -41,63 +44,78 @@ def _traj(p) -> None:
     number(p, "--seed", default=0, help="seed for subsamples and noise starts (default 0)")
 
 
-def add_parsers(sub, common) -> None:
-    """Add the analysis commands to the subparsers ``sub``."""
-    p = sub.add_parser("memorization", help="memorization coefficient of the decoded attractors, with null levels")
-    p.add_argument("bundle")
-    p.add_argument("--train", required=True, help="training inputs (N, *input_shape)")
-    p.add_argument("--test", required=True, help="test inputs")
+# the analysis commands' entries in flowcore.cli.app.COMMANDS: add_<name>(p, common) declares the flags
+def add_memorization(p, common) -> None:
+    """``flowcore memorization BUNDLE --train --test --out``."""
+    p.add_argument("bundle", help=_BUNDLE)
+    p.add_argument("--train", required=True, help="training inputs: file.npy/.npz[:KEY], shape (N, *input_shape)")
+    p.add_argument("--test", required=True, help="test inputs: file.npy/.npz[:KEY], shape (N, *input_shape)")
     p.add_argument("--starts", default="train", choices=["train", "test", "noise"], help="start set (default train)")
-    number(p, "--n-starts", default=None, help="subsample the start set")
-    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
-    number(p, "--threshold", default=0.99, help="cosine: in [-1, 1) (default 0.99); euclidean: >= 0")
+    number(p, "--n-starts", default=None, help="subsample the start set to this many rows (default: all)")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"],
+                   help="rule that merges endpoints into one attractor (default cosine)")
+    number(p, "--threshold", default=0.99, help="cosine: in [-1, 1) (default 0.99); euclidean: >= 0, latent units")
     p.add_argument("--reduce", default="max", choices=["max", "min"], help="max: nearest train image (default); min: the paper's literal formula")
-    p.add_argument("--uncentred", action="store_true", help="rank at 90 %% without centring")
-    p.add_argument("--out", required=True)
-    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    p.add_argument("--uncentred", action="store_true", help="rank at 90 %% without centring (default: centred)")
+    p.add_argument("--out", required=True, help="folder for memorization.json/.npz/.csv and figures")
+    p.add_argument("--no-figures", action="store_true", help=_NO_FIGURES)
     add_force(p)
     _traj(p)
     common(p)
 
-    p = sub.add_parser("dynamics", help="metrics per training checkpoint (bundles in order)")
-    p.add_argument("checkpoints", nargs="+", help="bundle folders, oldest first")
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
+
+def add_dynamics(p, common) -> None:
+    """``flowcore dynamics CHECKPOINT … --train --test --out``."""
+    p.add_argument("checkpoints", nargs="+", help="bundle folders, one per training checkpoint, oldest first")
+    p.add_argument("--train", required=True, help="training inputs: file.npy/.npz[:KEY], shape (N, *input_shape)")
+    p.add_argument("--test", required=True, help="test inputs: file.npy/.npz[:KEY], shape (N, *input_shape)")
     number(p, "--n-starts", default=1000, help="starts per set: train, test, N(0, I) (default 1000)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    p.add_argument("--out", required=True, help="folder for dynamics.json/.csv, the metrics arrays and figures")
+    p.add_argument("--no-figures", action="store_true", help=_NO_FIGURES)
     add_force(p)
     _traj(p)
     common(p)
 
-    p = sub.add_parser("probe", help="data-free probing: OMP on noise attractors vs orthobasis vs PCA")
-    p.add_argument("bundle")
-    p.add_argument("--heldout", required=True, help="held-out inputs to reconstruct")
-    p.add_argument("--train", required=True, help="training inputs (for the PCA baseline)")
+
+def add_probe(p, common) -> None:
+    """``flowcore probe BUNDLE --heldout --train --out``."""
+    p.add_argument("bundle", help=_BUNDLE)
+    p.add_argument("--heldout", required=True, help="held-out inputs to reconstruct: file.npy/.npz[:KEY]")
+    p.add_argument("--train", required=True, help="training inputs (for the PCA baseline): file.npy/.npz[:KEY]")
     p.add_argument("--atoms", default=None, help="comma-separated atom counts (default 1, 2, 4, … up to k)")
     number(p, "--n-noise", default=None, help="noise starts (default: the latent dimension)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    p.add_argument("--out", required=True, help="folder for probe.json/.npz/.csv and figures")
+    p.add_argument("--no-figures", action="store_true", help=_NO_FIGURES)
     add_force(p)
     _traj(p)
     common(p)
 
-    p = sub.add_parser("field", help="the latent vector field V(z) = f(z) - z on a 2-D grid, with basins and steps")
-    p.add_argument("bundle")
-    p.add_argument("--data", default=None, help="inputs whose latents define the plane (top-2 PCA) when k > 2")
-    number(p, "--lim", default=8.0, help="grid half-width in plane coordinates (default 8)")
+
+def add_field(p, common) -> None:
+    """``flowcore field BUNDLE --out``."""
+    p.add_argument("bundle", help=_BUNDLE)
+    p.add_argument("--data", default=None, help="inputs: their latents are the starts, fit the window and, when "
+                                                "k > 2, define the plane (top-2 PCA) (default: none, N(0, I) "
+                                                "starts; required when k > 2)")
+    number(p, "--lim", default=None, help="grid half-width around the plane origin, latent units (default: the "
+                                          "window of the data latents and their attractors, 10 %% margin)")
     number(p, "--n", default=48, help="grid points per axis (default 48)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--no-figures", action="store_true", help="JSON + CSV only (no matplotlib needed)")
+    number(p, "--n-noise", default=1000, help="N(0, I) starts when there is no --data (default 1000)")
+    number(p, "--seed", default=0, help="seed of the N(0, I) starts (default 0)")
+    p.add_argument("--out", required=True, help="folder for field.json/.csv/.npz and figures")
+    p.add_argument("--no-figures", action="store_true", help=_NO_FIGURES)
     add_engine(p)
     add_force(p)
+    add_progress(p)
     common(p)
 
-    p = sub.add_parser("contraction", help="σ_out / σ_in of one application of f to N(0, I) latents, over seeds")
-    p.add_argument("bundle")
+
+def add_contraction(p, common) -> None:
+    """``flowcore contraction BUNDLE --out``."""
+    p.add_argument("bundle", help=_BUNDLE)
     number(p, "--n", default=1000, help="N(0, I) latents per seed (default 1000, as the paper)")
     number(p, "--seeds", default=10, help="run seeds 0 .. S-1 (default 10, as the paper)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for contraction_seeds.json/.csv")
     add_force(p)
     common(p)
 
@@ -118,7 +136,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _cmd_memorization(args, out, emit) -> int:
+def run_memorization(args, out, emit) -> int:
     dest = out_folder(args, "memorization", writes=(*MemorizationReport.files(), "memorization.csv"))
     lmap = _map(args)
     rep = memorization_report(lmap, load_array(args.train), load_array(args.test), starts=args.starts,
@@ -126,7 +144,9 @@ def _cmd_memorization(args, out, emit) -> int:
                               threshold=args.threshold, reduce=args.reduce, center=not args.uncentred, seed=args.seed,
                               engine=args.engine)
     rows = [{"attractor": i, "basin": int(rep.counts[i]), "mem": float(rep.mem[i]),
-             "nearest_train_index": int(rep.nearest_index[i])} for i in range(rep.n_attractors)]
+             "nearest_train_index": int(rep.nearest_index[i]), "blank": bool(rep.blank[i]),
+             "mean_image": bool(rep.mean_image[i]), "mean_cosine": float(rep.mean_cosine[i])}
+            for i in range(rep.n_attractors)]
     with dest.staged() as tmp:
         rep.write(tmp)
         atomic_write_text(tmp / "memorization.csv", _csv(rows))
@@ -140,10 +160,16 @@ def _cmd_memorization(args, out, emit) -> int:
             save_figure(png, text, tmp, "decoded_attractors")
     s = rep.to_json()
     nt, nn = s["null_test"], s["null_noise"]
+    conv = int(rep.counts.sum())
     emit(out, s, args.json,
-         f"memorization ({args.reduce} cosine to the nearest training image) {s['mem_mean']:.3f} ± {s['mem_std']:.3f} "
-         f"over {s['n_attractors']} attractors from {s['n_starts']} {args.starts} starts; null levels: test "
+         f"memorization ({args.reduce} cosine to the nearest training image): basin-weighted mean "
+         f"{s['mem_weighted_mean']:.3f} over {conv} converged of {s['n_starts']} {args.starts} starts; unweighted "
+         f"mean {s['mem_mean']:.3f} ± {s['mem_std']:.3f} over {s['n_attractors']} attractors; null levels: test "
          f"{nt['mean']:.3f} ± {nt['std']:.3f}, noise {nn['mean']:.3f} ± {nn['std']:.3f}\n"
+         f"flagged attractors: {s['flagged_attractors']} of {s['n_attractors']} ({s['blank_attractors']} blank, "
+         f"{s['mean_image_attractors']} mean-image) take {100 * s['flagged_fraction']:.1f} % of the converged "
+         f"starts; the largest basin takes {100 * s['largest_basin_fraction']:.1f} %\n"
+         f"verdict: {s['verdict']}\n"
          f"rank at 90 % variance {s['rank']}; test reconstruction MSE {s['test_mse']:.5g}; median steps "
          f"{s['median_steps']}\nwritten {args.out}")
     return 0
@@ -161,7 +187,7 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _cmd_dynamics(args, out, emit) -> int:
+def run_dynamics(args, out, emit) -> int:
     for c in args.checkpoints:
         if not Path(c).is_dir():
             raise BundleError(f"no bundle folder at {c}")
@@ -198,7 +224,7 @@ def _cmd_dynamics(args, out, emit) -> int:
     return 0
 
 
-def _cmd_probe(args, out, emit) -> int:
+def run_probe(args, out, emit) -> int:
     dest = out_folder(args, "probe", writes=(*ProbeReport.files(), "probe.csv"))
     atoms = None
     if args.atoms:
@@ -206,10 +232,17 @@ def _cmd_probe(args, out, emit) -> int:
             atoms = tuple(int(a) for a in args.atoms.split(","))
         except ValueError:
             raise ParameterError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
-    rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,
-                n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps, engine=args.engine)
+    with warnings.catch_warnings(record=True) as caught:  # capped rows: a "warning:" line in the summary
+        warnings.simplefilter("always", ProbeDictionaryWarning)
+        rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,
+                    n_noise=args.n_noise, tol=args.tol, max_steps=args.max_steps, engine=args.engine)
+    warned = [f"warning: {w.message}" for w in caught if issubclass(w.category, ProbeDictionaryWarning)]
+    for w in caught:  # any other warning goes on as it came
+        if not issubclass(w.category, ProbeDictionaryWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     rows = [{"basis": b, "atoms": int(a), "effective_atoms": int(rep.effective_atoms[b][i]),
-             "mse_latent": float(rep.mse_latent[b][i]), "mse_input": float(rep.mse_input[b][i])}
+             "capped": bool(rep.capped[b][i]), "mse_latent": float(rep.mse_latent[b][i]),
+             "mse_input": float(rep.mse_input[b][i])}
             for b in rep.mse_latent for i, a in enumerate(rep.atoms)]
     with dest.staged() as tmp:
         rep.write(tmp)
@@ -218,108 +251,103 @@ def _cmd_probe(args, out, emit) -> int:
             png, text = curves(rep.atoms.astype(np.float64), {b: rep.mse_input[b] for b in rep.mse_input}, logx=True,
                                xlabel="OMP atoms", ylabel="input-space MSE", title="probing: reconstruction vs atoms")
             save_figure(png, text, tmp, "probe_mse")
-    lines = [f"OMP probing of {rep.settings.get('n_heldout')} held-out inputs; input-space MSE per atom count "
-             f"(reference D(E(x)): {rep.reference_mse_input:.5g})"]
-    for b in rep.mse_input:
-        lines.append(f"  {b:10s} " + "  ".join(f"{int(a)}:{m:.4g}" for a, m in zip(rep.atoms, rep.mse_input[b])))
+    lines = [f"OMP probing of {rep.settings.get('n_heldout')} held-out inputs (reference D(E(x)) input-space MSE "
+             f"{rep.reference_mse_input:.5g})"]
+    nd = rep.settings.get("noise_dictionary")
+    if nd:
+        rule = f"{nd['metric']} {'>' if nd['metric'] == 'cosine' else '<='} {nd['threshold']:g}"
+        lines.append(f"noise dictionary: {nd['n_starts']} noise starts, {nd['n_endpoints']} converged, "
+                     f"{nd['n_distinct']} distinct attractor{'s' * (nd['n_distinct'] != 1)} ({rule}) -> "
+                     f"{rep.dictionary_sizes['noise']} atom{'s' * (rep.dictionary_sizes['noise'] != 1)}, rank "
+                     f"{rep.dictionary_ranks['noise']}")
+    for space, curve in (("latent", rep.mse_latent), ("input", rep.mse_input)):
+        lines.append(f"{space}-space MSE per atom count (* = capped at the dictionary's size):")
+        for b in curve:
+            lines.append(f"  {b:10s} " + "  ".join(f"{int(a)}{'*' if c else ''}:{m:.4g}" for a, c, m in
+                                                   zip(rep.atoms, rep.capped[b], curve[b])))
+    if args.json:
+        for line in warned:
+            print(line, file=sys.stderr)
+    lines += warned
     emit(out, rep.to_json(), args.json, "\n".join(lines) + f"\nwritten {args.out}")
     return 0
 
 
-def _cmd_field(args, out, emit) -> int:
-    dest = out_folder(args, "field", writes=(*FieldGrid.files(), "field.csv", "field.json"),
-                      nbytes=120 * args.n * args.n if isinstance(args.n, int) and args.n > 0 else 0)
+def run_field(args, out, emit) -> int:
+    dest = out_folder(args, "field", writes=(*FieldGrid.files(), *FieldMap.files(), "field.csv", "field.json"),
+                      nbytes=200 * args.n * args.n if isinstance(args.n, int) and args.n > 0 else 0)
     lmap = _map(args)
-    k = lmap.latent_dim
-    origin = basis = None
-    if k > 2:
-        if args.data is None:
-            raise ParameterError(f"the latent dimension is {k}: pass --data so the plane is the top-2 PCA plane of its latents")
-        z = data_starts(lmap, load_array(args.data), what=f"data in {args.data}").reshape(-1, k).astype(np.float64)
-        if len(z) < 2:
-            raise DataError(f"--data {args.data} holds {len(z)} rows; the PCA plane needs at least 2")
-        origin = z.mean(0)
-        _, _, vt = np.linalg.svd(z - origin, full_matrices=False)
-        basis = vt[:2]
-    grid = field_grid(lmap, xlim=(-args.lim, args.lim), ylim=(-args.lim, args.lim), n=args.n, origin=origin, basis=basis)
+    data = None
+    if args.data is not None:  # shape, NaN/Inf and row count checked here, so errors name the file
+        data = lmap.check_inputs(load_array(args.data), f"data in {args.data}")
+        if not np.all(np.isfinite(data)):
+            raise DataError(f"data in {args.data} contain NaN or Inf")
+        if lmap.latent_dim > 2 and len(data) < 2:
+            raise DataError(f"--data {args.data} holds {len(data)} rows; the PCA plane needs at least 2")
+    window = None if args.lim is None else ((-args.lim, args.lim), (-args.lim, args.lim))
+    with warnings.catch_warnings(record=True) as caught:  # library warnings: one `warning: …` line each
+        warnings.simplefilter("always")
+        fm = field_map(lmap, data=data, n=args.n, window=window, n_noise=args.n_noise, seed=args.seed,
+                       engine=args.engine, progress=progress_of(args))
+    for w in caught:
+        sys.stderr.write(f"warning: {w.message}\n")
+    grid, st = fm.grid, fm.settings
     gx, gy = np.meshgrid(grid.xs, grid.ys)
     rows = [{"x": float(a), "y": float(b), "u": float(u), "v": float(v), "speed": float(sp)}
             for a, b, u, v, sp in zip(gx.ravel(), gy.ravel(), grid.u.ravel(), grid.v.ravel(), grid.speed.ravel())]
-    summary = {"latent_dim": k, "plane": "latent plane" if k == 2 else "top-2 PCA plane of the data latents",
-               "n": args.n, "lim": args.lim, "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
-               "origin": grid.origin.tolist(), "basis": grid.basis.tolist()}
-    # basins of the grid points themselves: iterate every grid start, group the endpoints
-    gx, gy = np.meshgrid(grid.xs, grid.ys)
-    starts = grid.origin + gx.reshape(-1, 1) * grid.basis[0] + gy.reshape(-1, 1) * grid.basis[1]
-    traj = iterate(lmap, starts.astype(np.float32), progress=False if args.quiet else None, engine=args.engine)
-    att = find_attractors(traj, grouping=GroupByDistance(1e-3, relative=True))
-    labels = att.labels.reshape(args.n, args.n)
-    steps = np.where(traj.status == 0, traj.steps, -1).reshape(args.n, args.n)
-    centres = (att.centres.reshape(att.n_attractors, -1).astype(np.float64) - grid.origin) @ grid.basis.T.astype(np.float64)
-    summary.update(n_attractors=att.n_attractors, basin_fractions=att.fractions.tolist(),
-                   attractors_in_plane=centres.tolist(), status_counts=att.status_counts,
-                   grouping="euclidean <= 1e-3 x RMS norm of the endpoints")
+    what = "data latents" if args.data is not None else "N(0, I) starts"
+    grid_counts = st["status_counts"]["grid"]
+    summary = {"latent_dim": lmap.latent_dim, "plane": st["plane"], "n": args.n, "lim": args.lim,
+               "xlim": st["xlim"], "ylim": st["ylim"], "window": st["window"],
+               "attractors_inside": fm.attractors_inside, "n_points": len(fm.points_plane),
+               "points_inside": fm.points_inside, "points": st["starts"],
+               "speed_min": float(grid.speed.min()), "speed_max": float(grid.speed.max()),
+               "origin": grid.origin.tolist(), "basis": grid.basis.tolist(),
+               "n_attractors": fm.n_attractors, "basin_fractions": fm.basin_fractions.tolist(),
+               "attractors_in_plane": fm.attractors_plane.tolist(), "status_counts": grid_counts,
+               "grouping": st["grouping"]}
     with dest.staged() as tmp:
         grid.write(tmp)
+        fm.write(tmp)
         atomic_write_text(tmp / "field.csv", _csv(rows))
         atomic_write_json(tmp / "field.json", summary)
         if not args.no_figures:
-            png, text = field_plot(grid, attractors=centres, title=f"V(z) = f(z) - z on the {summary['plane']}")
+            png, text = field_plot(grid, attractors=fm.attractors_plane, points=fm.points_plane,
+                                   title=f"V(z) = f(z) - z on the {st['plane']}")
             save_figure(png, text, tmp, "field_plot")
-            png, text = basin_map(grid.xs, grid.ys, labels, title="attractor reached from each grid start")
+            png, text = basin_map(grid.xs, grid.ys, fm.labels, title="attractor reached from each grid start")
             save_figure(png, text, tmp, "basin_map")
-            png, text = steps_heatmap(grid.xs, grid.ys, steps, title="steps to converge")
+            png, text = steps_heatmap(grid.xs, grid.ys, fm.steps, title="steps to converge")
             save_figure(png, text, tmp, "steps_heatmap")
+    (x0, x1), (y0, y1) = st["xlim"], st["ylim"]
+    out_a, out_p = fm.n_attractors - fm.attractors_inside, len(fm.points_plane) - fm.points_inside
     emit(out, summary, args.json,
-         f"field on a {args.n}×{args.n} grid of the {summary['plane']}, |V| from {summary['speed_min']:.3g} to "
-         f"{summary['speed_max']:.3g}; {att.n_attractors} attractors reached from the grid starts "
-         f"(converged {att.status_counts['converged']}, max_steps {att.status_counts['max_steps']}, diverged "
-         f"{att.status_counts['diverged']})\nwritten {args.out}")
+         f"field on a {args.n}×{args.n} grid of the {st['plane']}, window x [{x0:.3g}, {x1:.3g}] × y [{y0:.3g}, "
+         f"{y1:.3g}] ({st['window']}): {fm.attractors_inside} of {fm.n_attractors} attractors and "
+         f"{fm.points_inside} of {len(fm.points_plane)} {what} inside"
+         + (f" ({out_a} attractors and {out_p} {what} outside)" if out_a or out_p else "") +
+         f"\n|V| from {summary['speed_min']:.3g} to {summary['speed_max']:.3g}; {fm.n_attractors} attractors reached "
+         f"from the {what} and the grid starts (grid: converged {grid_counts['converged']}, max_steps "
+         f"{grid_counts['max_steps']}, diverged {grid_counts['diverged']})\nwritten {args.out}")
     return 0
-
-
-_RATIOS = ("ratio", "median_coordinate_ratio", "norm_ratio")
-
-
-def _spread(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample std (ddof=1; None for one value) of ``values``."""
-    a = np.asarray(values, dtype=np.float64)
-    return float(np.mean(a)), (float(np.std(a, ddof=1)) if len(a) > 1 else None)
 
 
 def _pm(mean: float, std: float | None) -> str:
     return f"{mean:.4g}" + (f" ± {std:.2g}" if std is not None else "")
 
 
-def _cmd_contraction(args, out, emit) -> int:
+def run_contraction(args, out, emit) -> int:
     dest = out_folder(args, "contraction", writes=("contraction_seeds.json", "contraction_seeds.csv"))
-    lmap = _map(args)
-    per_seed = []
-    for seed in range(args.seeds):
-        rep = contraction_ratio(lmap, n=args.n, seed=seed)
-        per_seed.append({"seed": seed, **{k: float(getattr(rep, k)) for k in (*_RATIOS, "sigma_in", "sigma_out")},
-                         "contracts": rep.contracts})
-    spread = {k: _spread([r[k] for r in per_seed]) for k in _RATIOS}
-    n_contract = sum(r["contracts"] for r in per_seed)
-    summary = {"bundle": str(Path(args.bundle).resolve()), "n": args.n, "seeds": args.seeds,
-               "latent_dim": lmap.latent_dim, "latent_shape": list(lmap.latent_shape),
-               "mean": {k: m for k, (m, _) in spread.items()}, "std": {k: sd for k, (_, sd) in spread.items()},
-               "contracting_seeds": n_contract, "contracting_fraction": n_contract / args.seeds,
-               "per_seed": per_seed,
-               "settings": {"inputs": "N(0, I), numpy default_rng(seed).standard_normal, float32, seeds 0 .. S-1",
-                            "sigma": "sqrt(mean over coordinates of the per-coordinate variance over samples, ddof=0)",
-                            "std": "sample std over seeds (ddof=1); null for one seed",
-                            "contracts": "ratio < 1", "providers": lmap.providers}}
+    rep = contraction_seeds(_map(args), seeds=args.seeds, n=args.n)
+    summary = {"bundle": str(Path(args.bundle).resolve()), **rep.to_json()}
     with dest.staged() as tmp:
         atomic_write_json(tmp / "contraction_seeds.json", summary)
-        atomic_write_text(tmp / "contraction_seeds.csv", _csv(per_seed))
-    s = args.seeds
+        atomic_write_text(tmp / "contraction_seeds.csv", _csv(summary["per_seed"]))
+    s, mean, std = args.seeds, rep.mean, rep.std
     emit(out, summary, args.json,
-         f"σ_out / σ_in {_pm(*spread['ratio'])} over {s} seed{'s' if s > 1 else ''} (n = {args.n} N(0, I) latents "
-         f"each); contracts (ratio < 1) on {n_contract} of {s} seed{'s' if s > 1 else ''}; median coordinate ratio "
-         f"{_pm(*spread['median_coordinate_ratio'])}; norm ratio {_pm(*spread['norm_ratio'])}\nwritten {args.out}")
+         f"σ_out / σ_in {_pm(mean['ratio'], std['ratio'])} over {s} seed{'s' if s > 1 else ''} (n = {args.n} N(0, I) "
+         f"latents each); contracts (ratio < 1) on {rep.contracting_seeds} of {s} seed{'s' if s > 1 else ''}; median "
+         f"coordinate ratio {_pm(mean['median_coordinate_ratio'], std['median_coordinate_ratio'])}; norm ratio "
+         f"{_pm(mean['norm_ratio'], std['norm_ratio'])}\nwritten {args.out}")
     return 0
 
-
-COMMANDS = {"memorization": _cmd_memorization, "dynamics": _cmd_dynamics, "probe": _cmd_probe, "field": _cmd_field,
-            "contraction": _cmd_contraction}

@@ -5,16 +5,24 @@
 for a user mistake. Exit codes (also in ``flowcore --help``):
 
 - 0 — success;
-- 2 — usage: an unknown command or flag (the closest known flag is named; abbreviations are
-  off, so ``--max-step`` is not ``--max-steps``), a missing argument, or a flag value of the
-  wrong type, not among its choices or outside its declared range (every number's range is
-  declared once, in :mod:`flowcore.cli._args`) — refused before any file is read;
+- 2 — usage: an unknown command (named before any flag is read, with the closest known command:
+  ``error: unknown command 'trajectory' (did you mean 'trajectories'?)``) or flag (the closest
+  known flag is named; abbreviations are off, so ``--max-step`` is not ``--max-steps``), a
+  missing argument, or a flag value of the wrong type, not among its choices or outside its
+  declared range (every number's range is declared once, in :mod:`flowcore.cli._args`) —
+  refused before any file is read;
 - 3 — bad input: a bundle, data file, detector folder or output path that cannot be used, or the
   content of a flag the command reads itself (``--starts FILE|noise:N``, ``--atoms``, ``--ood``,
   ``--methods``);
 - 4 — runtime: ONNX Runtime or another dependency failed, out of memory, or an internal error
   (``error: internal error: <type>: <msg> (please report)``; ``FLOWCORE_DEBUG=1`` re-raises it);
 - 130 — interrupted (Ctrl-C), one line.
+
+Every command is one entry of :data:`COMMANDS` (help summary, the function that declares its
+flags, the function that runs it): the parser (:func:`build_parser`), the dispatch (:func:`main`)
+and ``docs/cli.md`` (``tools/gen_cli_docs.py``) all read that table. A command that iterates takes
+``--progress/--no-progress`` (:func:`flowcore.cli._args.progress_of`): bars forced on or off;
+without either, bars only when stderr is a terminal, and none with ``--quiet``.
 
 ``flowcore export`` holds the frameworks' log lines (torch.export, torch.onnx, TensorFlow/absl,
 tf2onnx) back while it runs: shown after a success, dropped on an error, never with ``--quiet``.
@@ -30,18 +38,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from flowcore import __version__
+from flowcore._version import __version__
 from flowcore.errors import DataError, FlowcoreError
 from flowcore.io import atomic_write_json, to_jsonable
 from flowcore.cli._out import out_folder, rows_bytes
-from flowcore.cli.analysis import COMMANDS
-from flowcore.cli.export import run as run_export
-from flowcore.cli.ood import run as run_ood
+from flowcore.cli import analysis, export, ood
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.starts import open_start_source
 from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_identity
 from flowcore.dynamics.memory import check_result_memory
 from flowcore.dynamics.trajectories import iterate, Trajectories
+from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.grouping_rules import grouping_from_settings
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals
@@ -49,11 +56,12 @@ from flowcore.dynamics.attractors import Attractors, find_attractors
 from flowcore.dynamics.stability import Stability, rate_check, stability
 from flowcore.runtime.doctor import diagnose, format_report
 from flowcore.cli.demo import run_demo
-from flowcore.cli._args import UsageError
-from flowcore.cli._parser import build_parser
+from flowcore.cli._args import UsageError, progress_of
+from flowcore.cli._parser import (Command, add_attractors, add_demo, add_doctor, add_info, add_stability,
+                                  add_trajectories, make_parser)
 from flowcore.cli._guard import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, debug, framework_logs, report
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
+__all__ = ["main", "build_parser", "COMMANDS", "EXIT_OK", "EXIT_USAGE", "EXIT_BAD_INPUT", "EXIT_RUNTIME"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -95,8 +103,9 @@ def _iterate(args, lmap, z0, ckpt: RunCheckpoint | None = None):
     size = chunk_rows(args.batch_size)  # chunks of starts, each its own pass, with or without --out
     return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
                    norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
-                   progress=None if not args.quiet else False, chunk_size=size, engine=args.engine,
-                   checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None)
+                   progress=progress_of(args),
+                   options=IterateOptions(engine=args.engine, chunk_size=size,
+                                          checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None))
 
 
 def _traj_text(s: dict[str, Any]) -> str:
@@ -119,7 +128,7 @@ def _grouping(args):
 
 
 # ---------------------------------------------------------------------------- commands
-def _cmd_info(args, out) -> int:
+def _cmd_info(args, out, emit) -> int:
     bundle = FlowBundle.load(args.bundle)
     info = bundle.summary()
     info["subnormal_weights"] = {w: count_subnormals(getattr(bundle, w)) for w in ("encoder", "decoder")}
@@ -142,11 +151,11 @@ def _cmd_info(args, out) -> int:
         "weight values (slow on x86 CPUs; flushed to 0 in the in-memory graphs when run, bundle unchanged)",
         "valid        hashes, ONNX checker and E/D shape composition OK",
     ])
-    _emit(out, info, args.json, text)
+    emit(out, info, args.json, text)
     return EXIT_OK
 
 
-def _cmd_trajectories(args, out) -> int:
+def _cmd_trajectories(args, out, emit) -> int:
     dest = out_folder(args, "trajectories", writes=(*Trajectories.files(), "summary.json"))
     lmap = _map(args)
     z0, start = _starts(args, lmap)
@@ -161,11 +170,11 @@ def _cmd_trajectories(args, out) -> int:
             traj.write(tmp)
             atomic_write_json(tmp / "summary.json", summary)
         ckpt.remove()
-    _emit(out, summary, args.json, _traj_text(summary))
+    emit(out, summary, args.json, _traj_text(summary))
     return EXIT_OK
 
 
-def _cmd_attractors(args, out) -> int:
+def _cmd_attractors(args, out, emit) -> int:
     dest = out_folder(args, "attractors", writes=(*Trajectories.files(), *Attractors.files(), "summary.json"))
     lmap = _map(args)
     z0, start = _starts(args, lmap)
@@ -183,11 +192,11 @@ def _cmd_attractors(args, out) -> int:
             att.write(tmp)
             atomic_write_json(tmp / "summary.json", summary)
         ckpt.remove()
-    _emit(out, summary, args.json, _traj_text(summary["trajectories"]) + "\n" + _attr_text(summary["attractors"]))
+    emit(out, summary, args.json, _traj_text(summary["trajectories"]) + "\n" + _attr_text(summary["attractors"]))
     return EXIT_OK
 
 
-def _cmd_stability(args, out) -> int:
+def _cmd_stability(args, out, emit) -> int:
     folder = Path(args.dir)
     if not (folder / "attractors.npz").is_file():
         raise DataError(f"{folder} has no attractors.npz; run `flowcore attractors BUNDLE ... --out {folder}` first")
@@ -217,13 +226,13 @@ def _cmd_stability(args, out) -> int:
         if i in checks and checks[i]["predicted_median_steps"] is not None:
             line += f"  steps measured {checks[i]['measured_median_steps']:.0f} / predicted {checks[i]['predicted_median_steps']:.0f}"
         lines.append(line)
-    _emit(out, report, args.json, "\n".join(lines))
+    emit(out, report, args.json, "\n".join(lines))
     return EXIT_OK
 
 
-def _cmd_demo(args, out) -> int:
+def _cmd_demo(args, out, emit) -> int:
     summary = run_demo(out_dir=args.out, n_noise=args.noise, seed=args.seed, providers=args.device,
-                       threads=args.threads, bundle=args.bundle, data=args.data, progress=not args.quiet,
+                       threads=args.threads, bundle=args.bundle, data=args.data, progress=progress_of(args),
                        force=getattr(args, "force", False))
     lines = [f"flowcore demo — {summary['model']}", f"providers {summary['providers']}"]
     for name, part in summary["runs"].items():
@@ -231,32 +240,48 @@ def _cmd_demo(args, out) -> int:
         for label, att in part["attractors"].items():
             lines.append(f"[{name}] {label}: " + _attr_text(att))
     lines.append(f"written {summary['written']}")
-    _emit(out, summary, args.json, "\n".join(lines))
+    emit(out, summary, args.json, "\n".join(lines))
     return EXIT_OK
 
 
-def _cmd_doctor(args, out) -> int:
+def _cmd_doctor(args, out, emit) -> int:
     report = diagnose(bundle=args.bundle)
-    _emit(out, report, args.json, format_report(report))
+    emit(out, report, args.json, format_report(report))
     return EXIT_OK if report.get("ok") else EXIT_RUNTIME
 
 
-def _cmd_analysis(args, out) -> int:
-    return COMMANDS[args.command](args, out, _emit)
+# ------------------------------------------------------------------------- the command table
+#: every ``flowcore`` command, in ``--help`` order: name -> Command(help summary, add(p, common), run(args, out,
+#: emit)). The parser (build_parser), the dispatch (main) and docs/cli.md (tools/gen_cli_docs.py) all read this
+#: table; adding a command is one entry.
+COMMANDS: dict[str, Command] = {
+    "info": Command("describe and validate a FlowBundle", add_info, _cmd_info),
+    "trajectories": Command("iterate f = E∘D from data or noise starts", add_trajectories, _cmd_trajectories),
+    "attractors": Command("iterate, then group endpoints into attractors", add_attractors, _cmd_attractors),
+    "stability": Command("Jacobian spectra of the attractors in an `attractors --out` folder", add_stability,
+                         _cmd_stability),
+    "demo": Command("run the main job on the embedded digits model", add_demo, _cmd_demo),
+    "ood": Command("out-of-distribution detection from latent trajectories", ood.add_parser, ood.run),
+    "export": Command("convert saved PyTorch / Keras / TensorFlow models to a FlowBundle", export.add_parser,
+                      export.run),
+    "memorization": Command("memorization coefficient of the decoded attractors, with null levels",
+                            analysis.add_memorization, analysis.run_memorization),
+    "dynamics": Command("metrics per training checkpoint (bundles in order)", analysis.add_dynamics,
+                        analysis.run_dynamics),
+    "probe": Command("data-free probing: OMP on noise attractors vs orthobasis vs PCA", analysis.add_probe,
+                     analysis.run_probe),
+    "field": Command("the latent vector field V(z) = f(z) - z on a 2-D grid, with basins and steps",
+                     analysis.add_field, analysis.run_field),
+    "contraction": Command("σ_out / σ_in of one application of f to N(0, I) latents, over seeds",
+                           analysis.add_contraction, analysis.run_contraction),
+    "doctor": Command("report the ONNX Runtime build, providers and conflicts; run a tiny graph on each",
+                      add_doctor, _cmd_doctor),
+}
 
 
-def _cmd_export(args, out) -> int:
-    return run_export(args, out, _emit)
-
-
-def _cmd_ood(args, out) -> int:
-    return run_ood(args, out, _emit)
-
-
-_COMMANDS = {"memorization": _cmd_analysis, "dynamics": _cmd_analysis, "probe": _cmd_analysis,
-             "field": _cmd_analysis, "contraction": _cmd_analysis, "export": _cmd_export, "ood": _cmd_ood,
-             "info": _cmd_info, "trajectories": _cmd_trajectories, "attractors": _cmd_attractors,
-             "stability": _cmd_stability, "demo": _cmd_demo, "doctor": _cmd_doctor}
+def build_parser():
+    """The ``flowcore`` parser, built from :data:`COMMANDS` (abbreviations off, every number range-checked)."""
+    return make_parser(COMMANDS)
 
 
 def _run(argv: Sequence[str] | None, out, err) -> int:
@@ -269,8 +294,8 @@ def _run(argv: Sequence[str] | None, out, err) -> int:
         logging.basicConfig(level=logging.WARNING, stream=err, format="%(message)s")
     if args.command == "export":  # the frameworks' loggers: held back, dropped on an error, silent with --quiet
         with framework_logs(err, quiet=quiet):
-            return _COMMANDS[args.command](args, out)
-    return _COMMANDS[args.command](args, out)
+            return COMMANDS[args.command].run(args, out, _emit)
+    return COMMANDS[args.command].run(args, out, _emit)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout=None, stderr=None) -> int:

@@ -9,13 +9,13 @@ and writes ``demo_summary.json``. It needs only the core: no torch, no scikit-le
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import GroupByCosine, GroupByDistance
 from flowcore.dynamics.starts import data_starts, noise_starts
+from flowcore.data import demo_paths
 from flowcore.errors import ParameterError
 from flowcore.io import atomic_write_json, load_array
 from flowcore.outputs import OutputFolder
@@ -26,12 +26,6 @@ __all__ = ["run_demo", "demo_paths"]
 
 SUMMARY = "demo_summary.json"
 GROUPINGS = {"cosine>0.99": GroupByCosine(0.99), "euclidean<=1e-3*rms": GroupByDistance(1e-3, relative=True)}
-
-
-def demo_paths() -> tuple[Path, Path]:
-    """(bundle folder, test-data file) of the embedded demo model."""
-    root = Path(str(resources.files("flowcore.data"))) / "demo"
-    return root / "bundle", root / "digits_test.npz"
 
 
 def run_demo(

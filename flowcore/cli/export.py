@@ -3,14 +3,15 @@
 The core never imports a framework or an adapter by name: adapters register themselves in the
 ``flowcore.adapters`` entry-point group (``torch = "flowcore_torch"`` in
 ``adapters/torch/pyproject.toml``), and this command loads the one for the model's framework
-only when asked. A missing adapter is one line naming the package to install. Loading never
-unpickles: ``torch.export.load`` / ``torch.jit.load`` for PyTorch, Keras
+only when asked. A missing adapter is one line naming the package to install. A flat
+autoencoder (Keras Sequential, torch ``nn.Sequential``) is cut in two with ``--split-at LAYER``;
+a torch ``state_dict`` file is named as such (weights without architecture) with the formats to
+save instead. Loading never unpickles: ``torch.export.load`` / ``torch.jit.load`` for PyTorch, Keras
 ``load_model(safe_mode=True)`` and ``tf.saved_model.load`` for TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,26 +33,41 @@ ADAPTERS = {
     "tensorflow": ("flowcore-tensorflow", "adapters/tensorflow"),
 }
 _BUNDLE_FILES = ("flow.json", "encoder.onnx", "decoder.onnx")
-_TORCH_SUFFIXES = {".pt2", ".pt", ".ts", ".jit"}
+_TORCH_SUFFIXES = {".pt2", ".pt", ".ts", ".jit", ".pth"}
 _TF_SUFFIXES = {".keras", ".h5"}
 
 
-def add_parser(sub, common) -> None:
-    p = sub.add_parser("export", help="convert saved PyTorch / Keras / TensorFlow models to a FlowBundle")
-    src = p.add_argument_group("model (either --encoder and --decoder, or --autoencoder with part names)")
-    src.add_argument("--encoder", help="encoder file: .pt2, .pt (TorchScript), .keras, or a SavedModel folder")
-    src.add_argument("--decoder", help="decoder file (same kinds)")
-    src.add_argument("--autoencoder", help="one saved autoencoder holding both halves")
+def add_parser(p, common) -> None:
+    """Declare the flags of ``flowcore export`` on its parser ``p`` (entry ``export`` of ``app.COMMANDS``)."""
+    src = p.add_argument_group("model (either --encoder and --decoder, or --autoencoder with part names "
+                                "or --split-at)")
+    src.add_argument("--encoder", help="encoder file: .pt2, .pt (TorchScript), .keras, or a SavedModel folder "
+                                      "(required with --decoder unless --autoencoder is given)")
+    src.add_argument("--decoder", help="decoder file, same kinds as --encoder (required with --encoder)")
+    src.add_argument("--autoencoder", help="one saved autoencoder holding both halves, same kinds as --encoder "
+                                          "(required unless --encoder and --decoder are given)")
     src.add_argument("--encoder-part", default="encoder", help="attribute/layer name of the encoder (default encoder)")
     src.add_argument("--decoder-part", default="decoder", help="attribute/layer name of the decoder (default decoder)")
-    p.add_argument("--example", help="example inputs, file.npy/.npz[:KEY] of shape (N, *input_shape) (float32)")
+    src.add_argument("--split-at", metavar="LAYER", default=None,
+                     help="cut a flat --autoencoder (Keras Sequential or chain, torch nn.Sequential) after LAYER "
+                          "(name or index): encoder = the layers up to and including LAYER, decoder = the rest "
+                          "(default: take --encoder-part/--decoder-part)")
+    p.add_argument("--example", help="example inputs, file.npy/.npz[:KEY] of shape (N, *input_shape) (float32) "
+                                     "(default: random inputs of the model's declared input shape; "
+                                     "Keras/TensorFlow only)")
     p.add_argument("--out", required=True, help="bundle folder to write")
-    p.add_argument("--framework", default="auto", choices=["auto", "torch", "tensorflow"])
-    p.add_argument("--encoder-output", default=None, help="index or key of the encoder output to use (VAE mean by default)")
-    number(p, "--opset", default=None, help="ONNX opset (adapter default when omitted)")
-    number(p, "--rtol", default=1e-4, help="parity tolerance against the framework (default 1e-4)")
-    p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
-    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--framework", default="auto", choices=["auto", "torch", "tensorflow"],
+                   help="framework of the saved models (default auto: from the file suffix, a folder = SavedModel)")
+    p.add_argument("--encoder-output", default=None,
+                   help="index or key of the encoder output to use (default: the first of a tuple; a dict's "
+                        "'mean', else 'mu', else its first key: a VAE's mean)")
+    number(p, "--opset", default=None, help="default-domain ONNX opset of both graphs (default: the adapter's, 18)")
+    number(p, "--rtol", default=1e-4,
+           help="largest accepted relative error of each ONNX graph against the framework (default 1e-4)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the parity check (not recommended) (default: checked against the framework)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing bundle at --out (default: refuse; only the bundle's files are replaced)")
     common(p)
 
 
@@ -69,7 +85,7 @@ def framework_of(path: str | Path) -> str:
         return "torch"
     if suffix in _TF_SUFFIXES:
         return "tensorflow"
-    raise ExportError(f"{p}: cannot tell the framework from {suffix or 'no suffix'!r}; expected .pt2/.pt "
+    raise ExportError(f"{p}: cannot tell the framework from {suffix or 'no suffix'!r}; expected .pt2/.pt/.pth "
                         "(PyTorch), .keras (Keras) or a SavedModel folder, or pass --framework")
 
 
@@ -123,6 +139,10 @@ def run(args, out, emit) -> int:
         paths = {"encoder": (args.encoder, None), "decoder": (args.decoder, None)}
     else:
         raise ParameterError("give --encoder and --decoder, or --autoencoder")
+    parts_given = (args.encoder_part, args.decoder_part) != ("encoder", "decoder")
+    if args.split_at is not None and (not args.autoencoder or parts_given):
+        raise ParameterError("--split-at cuts one flat --autoencoder; it does not go with --encoder/--decoder or "
+                             "--encoder-part/--decoder-part")
     frameworks = {framework_of(p) if args.framework == "auto" else args.framework for p, _ in paths.values()}
     if len(frameworks) != 1:
         raise ParameterError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
@@ -133,8 +153,11 @@ def run(args, out, emit) -> int:
     dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out),
                       nbytes=2 * tree_bytes(*{p for p, _ in paths.values()}, args.example))
     adapter = load_adapter(framework)
-    enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
-    dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
+    if args.split_at is not None:
+        enc, dec = adapter.load_split(args.autoencoder, _key(args.split_at))
+    else:
+        enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
+        dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
     if args.example:
         example = load_array(args.example)
         if example.dtype != np.float32:
@@ -148,10 +171,7 @@ def run(args, out, emit) -> int:
     if args.opset is not None:
         kwargs["opset"] = args.opset
     with dest.staged(prune=True) as tmp:  # the bundle's files replace an earlier bundle's; other files are kept
-        adapter.export(enc, dec, example, tmp / "bundle", **kwargs)
-        for entry in sorted((tmp / "bundle").iterdir()):
-            os.replace(entry, tmp / entry.name)
-        (tmp / "bundle").rmdir()
+        adapter.export(enc, dec, example, tmp, overwrite=True, **kwargs)  # tmp is empty: the adapter fills it
     info = FlowBundle.load(args.out).summary()
     emit(out, info, args.json,
          f"exported {framework} model to {args.out}: input {tuple(info['input_shape'])}, latent "

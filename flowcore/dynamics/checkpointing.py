@@ -16,7 +16,10 @@ uninterrupted run's bit for bit. A resume whose description differs from the par
 refused with one line naming the first differing field. A run without ``resume`` discards an
 earlier partial area (it starts over). :meth:`RunCheckpoint.remove` deletes the area once the
 result is written; after a failure (used as a context manager, or :meth:`RunCheckpoint.abandon`)
-completed chunks stay for ``resume`` and an area without any is removed. Nothing loaded is executed: JSON and ``allow_pickle=False`` only.
+completed chunks stay for ``resume`` only when a rerun could get further (an interruption, a
+runtime or disk error: the error gets a note saying so, which the CLI's error line ends with);
+after bad input (:class:`~flowcore.errors.BadInputError`, which a rerun meets again) and in an
+area without any chunk, the area is removed, and so is an output folder the run created. Nothing loaded is executed: JSON and ``allow_pickle=False`` only.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flowcore.errors import DataError, ParameterError
+from flowcore.errors import BadInputError, DataError, OutputError, ParameterError
 from flowcore.io import atomic_write_json, load_npz, save_npz, to_jsonable
 
 __all__ = ["PARTIAL_DIR", "CHUNK_BATCHES", "RunCheckpoint", "ChunkStore", "chunk_rows", "file_identity"]
@@ -175,14 +178,26 @@ class RunCheckpoint:
         if self.folder.is_dir() and not self.folder.is_symlink():
             shutil.rmtree(self.folder)
 
-    def abandon(self) -> None:
-        """After a failure: keep completed chunks for ``resume``; with none, leave no trace.
+    def abandon(self, exc: BaseException | None = None) -> None:
+        """After the failure ``exc``: keep completed chunks for ``resume`` when a rerun could use them.
 
-        The partial area goes when it holds no completed chunk, and so does the output folder
-        when this run created it and it is empty again.
+        The partial area goes when it holds no completed chunk or when ``exc`` is bad input
+        (:class:`~flowcore.errors.BadInputError` other than :class:`~flowcore.errors.OutputError`:
+        resuming would meet it again), and so does the output folder when this run created it
+        and it is empty again. When chunks are kept, ``exc`` gets a note (``__notes__``) naming
+        the area and ``--resume``.
         """
-        if self.folder.is_dir() and not self.folder.is_symlink() and not any(self.folder.rglob("chunk-*.npz")):
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder.is_dir() and not self.folder.is_symlink():
+            rerun_meets_it_again = isinstance(exc, BadInputError) and not isinstance(exc, OutputError)
+            if not rerun_meets_it_again and any(self.folder.rglob("chunk-*.npz")):
+                if exc is not None:
+                    notes = getattr(exc, "__notes__", None)
+                    if not isinstance(notes, list):
+                        notes = exc.__notes__ = []  # what BaseException.add_note does, also on Python 3.10
+                    notes.append(f"completed chunks kept in {self.folder}: rerun the same command with --resume "
+                                 "to continue")
+            else:
+                shutil.rmtree(self.folder, ignore_errors=True)
         if self._made_out and self.out.is_dir() and not self.out.is_symlink():
             try:
                 self.out.rmdir()  # only when empty
@@ -194,7 +209,7 @@ class RunCheckpoint:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.abandon()
+            self.abandon(exc)
 
 
 def _get(d: Any, dotted: str) -> Any:

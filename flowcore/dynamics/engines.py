@@ -7,9 +7,6 @@ row; they differ only in how many ONNX Runtime calls a step costs and where the 
 ``python``
     One ``session.run`` of the fused map per step (:mod:`flowcore.dynamics._pass`). Records paths
     (``record_every``) and streaming features; works with any object that has ``step(z)``.
-``segment``
-    One call per up to K steps: an ONNX ``Loop`` with the stopping rule and the compaction inside
-    (:mod:`flowcore.runtime.segment`, :mod:`flowcore.dynamics._segment_pass`).
 ``iobinding``
     Latents stay in two device buffers used in turn; only two floats per row cross to the host
     per step; compaction on the device (:mod:`flowcore.runtime.binding`,
@@ -18,6 +15,11 @@ row; they differ only in how many ONNX Runtime calls a step costs and where the 
     ``python`` when paths or features are asked for or the map is not an ONNX Runtime map;
     otherwise ``iobinding`` on the CUDA execution provider and ``AUTO_CPU`` on the CPU one
     (chosen from the benchmark, README "Engines").
+
+A ``segment`` engine (an ONNX ``Loop`` of up to K steps per call) existed in 0.1.0: no rule picked
+it reliably in the benchmark (0.75–1.18× the python engine's time on the CPU) and it lost on the
+small model, so it was removed; ``engine="segment"`` is refused with a line saying so
+(:data:`flowcore.dynamics.iterate_options.REMOVED_ENGINES`).
 
 For developers: to add an engine, write a ``run_*(lmap, z0, out, cfg, bar, **options)`` pass that
 fills ``out`` as :func:`flowcore.dynamics._pass.run_pass` does, add its name to ``ENGINES`` and its
@@ -30,12 +32,12 @@ from typing import Any
 
 from flowcore.dynamics._binding_pass import run_bound
 from flowcore.dynamics._pass import run_pass
-from flowcore.dynamics._segment_pass import DEFAULT_TRIPS, run_segments
+from flowcore.dynamics.iterate_options import REMOVED_ENGINES
 from flowcore.errors import ParameterError
 
 __all__ = ["ENGINES", "AUTO_CPU", "resolve_engine", "run_engine"]
 
-ENGINES = ("python", "segment", "iobinding")
+ENGINES = ("python", "iobinding")
 
 #: The engine ``auto`` picks on the CPU execution provider (from ``make bench``; see README).
 AUTO_CPU = "python"
@@ -44,7 +46,7 @@ _CUDA = "CUDAExecutionProvider"
 
 
 def _is_onnx_map(lmap) -> bool:
-    return callable(getattr(lmap, "segment_session", None)) and callable(getattr(lmap, "fused_session", None))
+    return callable(getattr(lmap, "fused_session", None)) and callable(getattr(lmap, "helper_session", None))
 
 
 def resolve_engine(engine: str, lmap, *, record_every: int, features: bool, cuda_graph: bool = False) -> str:
@@ -53,10 +55,12 @@ def resolve_engine(engine: str, lmap, *, record_every: int, features: bool, cuda
     Raises
     ------
     ParameterError
-        Unknown engine; an engine that cannot record paths or features asked to; ``segment`` or
+        Unknown or removed engine; an engine that cannot record paths or features asked to;
         ``iobinding`` on a map that is not an ONNX Runtime :class:`~flowcore.runtime.LatentMap`;
         ``cuda_graph`` without the ``iobinding`` engine.
     """
+    if isinstance(engine, str) and engine.lower() in REMOVED_ENGINES:
+        raise ParameterError(REMOVED_ENGINES[engine.lower()])
     if not isinstance(engine, str) or engine.lower() not in (*ENGINES, "auto"):
         raise ParameterError(f"engine must be one of {', '.join((*ENGINES, 'auto'))}; got {engine!r}")
     name = engine.lower()
@@ -79,13 +83,8 @@ def resolve_engine(engine: str, lmap, *, record_every: int, features: bool, cuda
     return name
 
 
-def run_engine(name: str, lmap, z0, out, cfg, recorder, bar, *, segment_steps: int | None = None,
-               cuda_graph: bool = False) -> tuple[Any, dict[str, Any]]:
+def run_engine(name: str, lmap, z0, out, cfg, recorder, bar, *, cuda_graph: bool = False) -> tuple[Any, dict[str, Any]]:
     """Run one pass with engine ``name``; returns (recorded path or None, engine details for the settings)."""
     if name == "python":
         return run_pass(lmap, z0, out, cfg, recorder, bar), {}
-    if name == "segment":
-        trips = DEFAULT_TRIPS if segment_steps is None else int(segment_steps)
-        run_segments(lmap, z0, out, cfg, bar, trips=trips)
-        return None, {"segment_steps": trips}
     return None, run_bound(lmap, z0, out, cfg, bar, cuda_graph=cuda_graph)

@@ -2,7 +2,9 @@
 
 For k = 2 the grid lies in the latent plane itself. For k > 2 the grid lies in a plane through
 ``origin`` spanned by two orthonormal ``basis`` vectors (e.g. the top-2 PCA directions of data
-latents) and V is projected onto that plane.
+latents, :func:`pca_plane`) and V is projected onto that plane; :func:`project_to_plane` gives
+plane coordinates of any latent points. :func:`flowcore.dynamics.field_map.field_map` chooses the
+plane and a window that contains the data and the attractors, and adds the grid's basins.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from flowcore.errors import DataError, ParameterError
 from flowcore.results import Array, Result
 
-__all__ = ["vector_field", "FieldGrid", "field_grid"]
+__all__ = ["vector_field", "FieldGrid", "field_grid", "project_to_plane", "pca_plane"]
 
 
 def vector_field(lmap, z: Any, *, batch_size: int = 4096) -> np.ndarray:
@@ -146,3 +148,73 @@ def field_grid(
                 "batch_size": int(batch_size), "providers": list(providers) if providers is not None else None}
     return FieldGrid(xs=xs, ys=ys, u=u.astype(np.float32), v=v.astype(np.float32), speed=speed.astype(np.float32),
                      origin=origin.astype(np.float32), basis=basis.astype(np.float32), settings=settings)
+
+
+def project_to_plane(points: Any, origin: Any, basis: Any) -> np.ndarray:
+    """Coordinates of latent points in the plane of a field grid.
+
+    Parameters
+    ----------
+    points : array-like of shape (M, k) or (M, *latent_shape), float
+        Latent points (e.g. attractors); trailing axes are flattened to k.
+    origin : array-like of shape (k,), float
+        Plane origin (``FieldGrid.origin``).
+    basis : array-like of shape (2, k), float
+        Orthonormal rows spanning the plane (``FieldGrid.basis``).
+
+    Returns
+    -------
+    ndarray of shape (M, 2), float64
+        ``(points − origin) @ basisᵀ``: the orthogonal projection's plane coordinates.
+
+    Raises
+    ------
+    DataError
+        When the shapes disagree.
+    """
+    basis = np.asarray(basis, np.float64)
+    if basis.ndim != 2 or basis.shape[0] != 2:
+        raise DataError(f"basis must have shape (2, k); got {basis.shape}")
+    k = basis.shape[1]
+    origin = np.asarray(origin, np.float64).reshape(-1)
+    if origin.shape != (k,):
+        raise DataError(f"origin must have shape ({k},) to match the basis; got {origin.shape}")
+    pts = np.asarray(points, np.float64)
+    if pts.ndim == 0:
+        raise DataError("points must have shape (M, k); got a scalar")
+    pts = pts.reshape(len(pts), -1) if pts.ndim > 1 else pts.reshape(1, -1) if pts.size == k else pts
+    if pts.ndim != 2 or pts.shape[1] != k:
+        raise DataError(f"points must have shape (M, {k}); got {np.asarray(points).shape}")
+    return (pts - origin) @ basis.T
+
+
+def pca_plane(z: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The top-2 PCA plane of latent points: their mean and the two leading principal directions.
+
+    Parameters
+    ----------
+    z : array-like of shape (N, k) or (N, *latent_shape), float, N ≥ 2, k ≥ 2
+        Latent points, e.g. ``data_starts(lmap, x)``; trailing axes are flattened to k.
+
+    Returns
+    -------
+    origin : ndarray of shape (k,), float64
+        The mean of ``z``.
+    basis : ndarray of shape (2, k), float64
+        Orthonormal rows: the right singular vectors of the centred points with the two largest
+        singular values (``field_grid(lmap, origin=origin, basis=basis)``).
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 points, k < 2, or non-finite values.
+    """
+    z = np.asarray(z, np.float64)
+    z = z.reshape(len(z), -1) if z.ndim >= 1 else z
+    if z.ndim != 2 or len(z) < 2 or z.shape[1] < 2:
+        raise DataError(f"the PCA plane needs at least 2 latent points of dimension >= 2; got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise DataError("the PCA plane needs finite latent points; got NaN or Inf")
+    origin = z.mean(0)
+    _, _, vt = np.linalg.svd(z - origin, full_matrices=False)
+    return origin, vt[:2]

@@ -5,9 +5,10 @@ the moment they stop (compaction) and fresh starts take their places (refill), s
 ``batch_size`` rows are ever in flight and memory stays bounded for any N. Starts may be a lazy
 :class:`~flowcore.dynamics.sources.StartSource` (seeded noise drawn per chunk, memory-mapped
 ``.npy`` files), read chunk by chunk; the N-row results are checked against the available memory
-before anything is allocated (:mod:`flowcore.dynamics.memory`). With ``chunk_size`` each chunk of
-starts is its own pass (refilled only from itself), and with a ``checkpoint`` each completed
-chunk is written and read back by a resumed run (:mod:`flowcore.dynamics.checkpointing`).
+before anything is allocated (:mod:`flowcore.dynamics.memory`). How the work is driven is one
+:class:`~flowcore.dynamics.iterate_options.IterateOptions`: the engine, and with ``chunk_size`` each
+chunk of starts is its own pass (refilled only from itself), and with a ``checkpoint`` each
+completed chunk is written and read back by a resumed run (:mod:`flowcore.dynamics.checkpointing`).
 
 Stopping rule (paper, App. D): a row stops after the first application of f whose step is
 small, ``‖z_t − z_{t−1}‖² < tol`` (since ``z_t = f(z_{t−1})`` this is the paper's
@@ -27,10 +28,10 @@ import numpy as np
 
 from flowcore.dynamics._pass import PassSettings, join_paths, restore_chunk
 from flowcore.dynamics.engines import resolve_engine, run_engine
+from flowcore.dynamics.iterate_options import IterateOptions, options_from_keywords
 from flowcore.errors import DataError, ParameterError
 from flowcore.results import Array, Result
 from flowcore.dynamics.features import FeatureRecorder
-from flowcore.dynamics.checkpointing import ChunkStore
 from flowcore.dynamics.memory import check_result_memory
 from flowcore.dynamics.sources import ArrayStarts, as_start_source
 
@@ -166,11 +167,8 @@ def iterate(
     features: bool = False,
     reference: Any = None,
     progress: bool | None = None,
-    chunk_size: int | None = None,
-    checkpoint: ChunkStore | None = None,
-    engine: str = "auto",
-    segment_steps: int | None = None,
-    cuda_graph: bool = False,
+    options: IterateOptions | None = None,
+    **deprecated: Any,
 ) -> Trajectories:
     """Iterate the latent map from every start until each row stops.
 
@@ -198,20 +196,15 @@ def iterate(
         Reference attractors; adds the distance-to-nearest-attractor features (implies features).
     progress : bool, optional
         Progress bar on stderr; default: only when stderr is a TTY.
-    chunk_size : int, optional
-        Iterate the starts in chunks of this many rows, each chunk as its own pass (refill only
-        from the chunk), so each chunk's rows depend on nothing outside it. Default: one pass.
-    checkpoint : ChunkStore, optional
-        Write each completed chunk there and read back the chunks already there
-        (:mod:`flowcore.dynamics.checkpointing`); needs ``chunk_size``.
-    engine : {"auto", "python", "segment", "iobinding"}, default "auto"
-        How ONNX Runtime is driven (:mod:`flowcore.dynamics.engines`); every engine gives the same
-        results. ``segment`` and ``iobinding`` record no paths or features (``auto`` then runs
-        ``python``). ``settings["engine"]`` names the engine that ran.
-    segment_steps : int, optional
-        Most steps per call of the ``segment`` engine (K; default 32, adapted while running).
-    cuda_graph : bool, default False
-        ``iobinding`` engine on CUDA: capture and replay CUDA graphs per batch bucket.
+    options : IterateOptions, optional
+        How the work is driven, never what it gives: ``engine``, ``chunk_size``, ``checkpoint``,
+        ``cuda_graph`` (:class:`~flowcore.dynamics.iterate_options.IterateOptions`; default
+        ``IterateOptions()``: engine ``auto``, one pass). ``settings["engine"]`` names the engine
+        that ran.
+    **deprecated
+        ``engine``, ``chunk_size``, ``checkpoint``, ``cuda_graph`` (and ``segment_steps``, now
+        without effect) as keywords still work for one release with a
+        :class:`~flowcore.errors.FlowcoreDeprecationWarning`; pass them in ``options``.
 
     Returns
     -------
@@ -221,11 +214,18 @@ def iterate(
     Raises
     ------
     ParameterError
-        A setting out of range, or N rows whose results cannot fit in the available memory
-        (:func:`flowcore.dynamics.memory.check_result_memory`, checked before allocating).
+        A setting out of range (``options`` included), or N rows whose results cannot fit in the
+        available memory (:func:`flowcore.dynamics.memory.check_result_memory`, checked before allocating).
     DataError
         Starts of the wrong shape, or containing NaN or Inf.
+
+    Examples
+    --------
+    >>> lmap = LatentMap("bundle/", providers="cpu")                                # doctest: +SKIP
+    >>> tr = iterate(lmap, z0, tol=1e-6, options=IterateOptions(engine="python"))  # doctest: +SKIP
     """
+    opts = options_from_keywords(options, deprecated) if deprecated or options is not None else IterateOptions()
+    engine, chunk_size, checkpoint, cuda_graph = opts.engine, opts.chunk_size, opts.checkpoint, opts.cuda_graph
     if not (tol > 0):
         raise ParameterError(f"tol must be > 0, got {tol}")
     if int(max_steps) < 1:
@@ -236,12 +236,6 @@ def iterate(
         raise ParameterError(f"norm_limit must be > 0, got {norm_limit}")
     if record_every is not None and int(record_every) < 1:
         raise ParameterError(f"record_every must be >= 1, got {record_every}")
-    if chunk_size is not None and int(chunk_size) < 1:
-        raise ParameterError(f"chunk_size must be >= 1, got {chunk_size}")
-    if checkpoint is not None and chunk_size is None:
-        raise ParameterError("a checkpoint needs a chunk_size")
-    if segment_steps is not None and int(segment_steps) < 1:
-        raise ParameterError(f"segment_steps must be >= 1, got {segment_steps}")
     source = as_start_source(lmap, z0)
     given = source.array if isinstance(source, ArrayStarts) else None
     n = len(source)
@@ -279,8 +273,7 @@ def iterate(
                 if given is None:
                     out["starts"][...] = rows
                 recorder = FeatureRecorder(hi - lo, reference) if with_features else None
-                path_c, engine_info = run_engine(engine_name, lmap, rows, out, cfg, recorder, bar,
-                                                 segment_steps=segment_steps, cuda_graph=cuda_graph)
+                path_c, engine_info = run_engine(engine_name, lmap, rows, out, cfg, recorder, bar, cuda_graph=cuda_graph)
                 chunk_feats = recorder.finish(rows, out["final"], out["steps"], out["last_step_sq"]) if recorder else {}
                 if checkpoint is not None:
                     extra = {} if path_c is None else {"path": path_c[0], "path_steps": path_c[1]}

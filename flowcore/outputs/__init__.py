@@ -26,6 +26,12 @@ Every command that writes files goes through this module, so the rules are the s
    rolls every rename back and removes the staging folder, the folders it created and
    everything in them, so the output folder is left exactly as it was.
 
+:meth:`OutputFolder.staged` is flowcore's one staging primitive, for commands and the Python API
+alike: ``Result.save``, ``FlowBundle.write``, ``OODDetector.save``, the adapters' export and
+``flowcore.plots.ood.write_report`` stage through an ``OutputFolder(path)`` without a command
+(no marker; the entries written replace those of the same names, every other entry is kept).
+Writers only fill the folder it yields (``Result.write``, ``FlowBundle.write_into``).
+
 Single-file outputs (``ood score --out scores.csv``) follow :class:`OutputFile`: a new file
 is always allowed; an existing one is replaced only when the marker of its folder lists it
 (flowcore wrote it) or with ``--force`` (the user named that very file); a folder where the
@@ -45,7 +51,7 @@ Exit codes: :class:`~flowcore.errors.OutputError` (refused; exit 3) and
 :class:`~flowcore.errors.DiskFullError` (no space before or while writing; exit 4).
 """
 
-from flowcore.outputs._marker import MARKER, NO_SPACE, Marker, commit_entries, read_marker
+from flowcore.outputs._marker import MARKER, NO_SPACE, Marker, read_marker
 from flowcore.outputs._policy import OutputFile, OutputFolder
 
-__all__ = ["MARKER", "NO_SPACE", "OutputFolder", "OutputFile", "Marker", "read_marker", "commit_entries"]
+__all__ = ["MARKER", "NO_SPACE", "OutputFolder", "OutputFile", "Marker", "read_marker"]

@@ -64,30 +64,37 @@ def _space(base: Path, nbytes: int, what: Path) -> None:
                             "space or choose another --out")
 
 
-def _translate(exc: OSError, where: Path) -> Exception | None:
+def _translate(exc: OSError, where: Path, option: str) -> Exception | None:
     """A one-line flowcore error for an OSError met while writing under ``where``, else None."""
     if isinstance(exc, (OutputError, DiskFullError)):
         return None
     if exc.errno in _SPACE_ERRNOS:
         named = exc.filename if isinstance(exc.filename, str) else where
         return DiskFullError(f"no space left while writing {named} ({exc.strerror}); nothing was written to "
-                             f"{where}; free some space or choose another --out")
+                             f"{where}; free some space or choose another {option}")
     fname = exc.filename if isinstance(exc.filename, str) else ""
     if exc.errno in _WRITE_ERRNOS and (not fname or fname.startswith(str(where.absolute().parent))):
         return OutputError(f"cannot write {fname or where} ({exc.strerror}); nothing was written to {where}; "
-                           "choose a writable --out")
+                           f"choose a writable {option}")
     return None
 
 
 class OutputFolder:
-    """The output folder of one command run, under the policy of this module.
+    """The output folder of one command run (or one API save), under the policy of this module.
+
+    :meth:`staged` is flowcore's one staging primitive: every folder flowcore writes (a command's
+    ``--out``, ``Result.save``, ``FlowBundle.write``, ``OODDetector.save``, an adapter's export)
+    is filled by its writer inside the folder it yields and committed by it, all or nothing.
 
     Parameters
     ----------
     path : path-like
-        The ``--out`` folder.
-    command : str
+        The ``--out`` folder (or the folder an API call saves to).
+    command : str or None, default None
         The command's name as typed (``"trajectories"``, ``"ood fit"``); recorded in the marker.
+        None: a save through the Python API (the caller named the folder): no marker is written,
+        and a non-empty folder is written into beside its entries (as with ``force``); the
+        entries of the names written are replaced, every other entry is kept.
     force : bool, default False
         ``--force``: write into a non-empty folder flowcore did not write, beside its entries.
         It never replaces an entry flowcore did not write (one line refuses it, with or without
@@ -96,17 +103,19 @@ class OutputFolder:
         flowcore's version for the marker (default: the installed distribution's).
     adopt : iterable of str, optional
         Names the caller knows flowcore wrote though no marker lists them (the files an existing
-        bundle's ``flow.json`` or detector's ``checksums.json`` names); honoured only with ``force``.
+        bundle's ``flow.json`` or detector's ``checksums.json`` names); honoured only with ``force``
+        (always for an API save, where they matter for ``staged(prune=True)``).
     """
 
-    def __init__(self, path: str | os.PathLike, *, command: str, force: bool = False, version: str | None = None,
-                 adopt: Iterable[str] = ()):
+    def __init__(self, path: str | os.PathLike, *, command: str | None = None, force: bool = False,
+                 version: str | None = None, adopt: Iterable[str] = ()):
         self.path = Path(path)
         self.command = command
-        self.force = bool(force)
+        self.force = bool(force) or command is None
         self.version = version
-        self.adopt = frozenset(adopt) if force else frozenset()
+        self.adopt = frozenset(adopt) if self.force else frozenset()
         self._folder_output = True  # False: only single files are recorded (OutputFile)
+        self._option = "--out" if command is not None else "path"  # what messages tell the user to change
 
     def __repr__(self) -> str:
         return f"OutputFolder({str(self.path)!r}, command={self.command!r}, force={self.force})"
@@ -118,6 +127,8 @@ class OutputFolder:
         return read_marker(self.path) if self.path.is_dir() else (None, None)
 
     def _may_replace(self, marker: Marker | None) -> Callable[[str, Path], bool]:
+        if self.command is None:  # an API save: the caller named the folder and what it writes there
+            return lambda name, target: True
         owned = (marker.files if marker is not None else frozenset()) | self.adopt
         return lambda name, target: name in owned
 
@@ -179,19 +190,40 @@ class OutputFolder:
 
     @contextlib.contextmanager
     def staged(self, *, prune: bool = False) -> Iterator[Path]:
-        """Yield an empty staging folder; on success put its entries in place and update the marker.
+        """Yield an empty staging folder to fill; on success commit it into ``path``, all or nothing.
+
+        The staging folder is a temporary sibling of ``path`` (inside ``path`` when it already
+        exists, so the final renames stay on one file system). On success, an absent ``path``
+        becomes the staging folder by one rename (missing parents are created); an existing
+        folder gets each staged entry by atomic rename (``commit_entries``: for a command only
+        entries the marker or ``adopt`` names are replaced; every entry not staged is kept) and,
+        for a command, the marker is updated last.
 
         Parameters
         ----------
         prune : bool, default False
-            Also remove the entries this same command wrote on its previous run here and did
-            not write now (for outputs that are one unit: a bundle, a detector). Entries another
-            command also recorded are kept.
+            Also remove the entries this same command wrote on its previous run here (or that
+            ``adopt`` names) and did not write now (for outputs that are one unit: a bundle, a
+            detector). Entries another command also recorded are kept.
+
+        Yields
+        ------
+        Path
+            An empty folder; the writer fills it and never stages itself.
+
+        Raises
+        ------
+        OutputError
+            ``path`` became a file, or a non-empty folder flowcore did not write (without
+            ``force``), or a staged name exists there and was not written by flowcore; or a
+            permission error while writing.
+        DiskFullError
+            No space left while writing (ENOSPC, EDQUOT, EFBIG).
 
         On any exception nothing is changed: the staging folder, any folder created for it, and
         every file in them are removed, and renames already done are undone. ``OSError`` while
         writing becomes one line: :class:`DiskFullError` for ENOSPC/EDQUOT, :class:`OutputError`
-        for permission errors.
+        for permission errors; any other exception propagates unchanged.
         """
         dest = self.path
         created: list[Path] = []
@@ -212,7 +244,7 @@ class OutputFolder:
             tmp = Path(tempfile.mkdtemp(prefix=_STAGING if existed else f".{dest.name}{_STAGING}", dir=parent))
         except OSError as exc:
             self._cleanup(None, created)
-            err = _translate(exc, dest)
+            err = _translate(exc, dest, self._option)
             if err is None:
                 raise
             raise err from None
@@ -223,7 +255,7 @@ class OutputFolder:
             self._commit(work, prune=prune)
         except OSError as exc:
             self._cleanup(tmp, created)
-            err = _translate(exc, dest)
+            err = _translate(exc, dest, self._option)
             if err is None:
                 raise
             raise err from None
@@ -242,28 +274,38 @@ class OutputFolder:
     def _commit(self, work: Path, *, prune: bool) -> None:
         dest = self.path
         mine = self._folder_output
+        command = self.command
         (work / MARKER).unlink(missing_ok=True)  # only flowcore writes the marker, here
         written = sorted(e.name for e in work.iterdir())
         if not os.path.lexists(dest):
-            atomic_write_json(work / MARKER, Marker(folder=mine).updated(self.command, written, folder=mine,
-                                                                         version=self.version))
-            os.rename(work, dest)
-            return
+            if command is not None:
+                atomic_write_json(work / MARKER, Marker(folder=mine).updated(command, written, folder=mine,
+                                                                             version=self.version))
+            try:
+                os.rename(work, dest)
+                return
+            except OSError:
+                if not dest.is_dir():  # else: created while this ran; merged below
+                    raise
+                (work / MARKER).unlink(missing_ok=True)
         if not dest.is_dir():
-            raise OutputError(f"--out {dest} is an existing file, not a folder; choose a folder path")
+            raise OutputError(f"{self._option} {dest} is an existing file, not a folder; choose a folder path")
         marker, _ = read_marker(dest)
         if (marker is None or not marker.folder) and self._entries() and not self.force:
             raise OutputError(f"--out {dest} became a non-empty folder that flowcore did not write while it "
                               "ran; pass --force or choose another --out")
         stale: list[str] = []
-        if prune and marker is not None and self.command in marker.runs:
-            others = {f for c, r in marker.runs.items() if c != self.command for f in r["files"]}
-            stale = [f for f in marker.runs[self.command]["files"] if f not in written and f not in others
-                     and f in marker.files]
-        atomic_write_json(work / MARKER, (marker or Marker(folder=mine)).updated(
-            self.command, written, folder=mine, version=self.version, pruned=stale))
+        if prune:
+            runs = marker.runs if marker is not None else {}
+            others = {f for c, r in runs.items() if c != command for f in r["files"]}
+            before = set(self.adopt) | (set(runs[command]["files"]) & marker.files if command in runs else set())
+            stale = sorted(f for f in before if f not in written and f not in others and f != MARKER)
+        if command is not None:
+            atomic_write_json(work / MARKER, (marker or Marker(folder=mine)).updated(
+                command, written, folder=mine, version=self.version, pruned=stale))
         allowed = self._may_replace(marker)
-        commit_entries(work, dest, may_replace=lambda n, t: n == MARKER or allowed(n, t), remove=stale, last=MARKER)
+        commit_entries(work, dest, may_replace=lambda n, t: (n == MARKER and command is not None) or allowed(n, t),
+                       remove=stale, last=MARKER)
 
 
 class OutputFile:

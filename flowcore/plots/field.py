@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from flowcore.dynamics.field import project_to_plane  # the library's; re-exported here for figures
 from flowcore.errors import DataError
 from flowcore.plots._base import _csv, figure_class, png_bytes
 
@@ -52,45 +53,7 @@ def _grid_rows(xs: np.ndarray, ys: np.ndarray, *cols: np.ndarray):
             yield (x, y, *(c[i][j] for c in cols))
 
 
-def project_to_plane(points: Any, origin: Any, basis: Any) -> np.ndarray:
-    """Coordinates of latent points in the plane of a field grid.
-
-    Parameters
-    ----------
-    points : array-like of shape (M, k) or (M, *latent_shape), float
-        Latent points (e.g. attractors); trailing axes are flattened to k.
-    origin : array-like of shape (k,), float
-        Plane origin (``FieldGrid.origin``).
-    basis : array-like of shape (2, k), float
-        Orthonormal rows spanning the plane (``FieldGrid.basis``).
-
-    Returns
-    -------
-    ndarray of shape (M, 2), float64
-        ``(points − origin) @ basisᵀ``: the orthogonal projection's plane coordinates.
-
-    Raises
-    ------
-    DataError
-        When the shapes disagree.
-    """
-    basis = np.asarray(basis, np.float64)
-    if basis.ndim != 2 or basis.shape[0] != 2:
-        raise DataError(f"basis must have shape (2, k); got {basis.shape}")
-    k = basis.shape[1]
-    origin = np.asarray(origin, np.float64).reshape(-1)
-    if origin.shape != (k,):
-        raise DataError(f"origin must have shape ({k},) to match the basis; got {origin.shape}")
-    pts = np.asarray(points, np.float64)
-    if pts.ndim == 0:
-        raise DataError("points must have shape (M, k); got a scalar")
-    pts = pts.reshape(len(pts), -1) if pts.ndim > 1 else pts.reshape(1, -1) if pts.size == k else pts
-    if pts.ndim != 2 or pts.shape[1] != k:
-        raise DataError(f"points must have shape (M, {k}); got {np.asarray(points).shape}")
-    return (pts - origin) @ basis.T
-
-
-def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[bytes, str]:
+def field_plot(grid: Any, *, attractors: Any = None, points: Any = None, title: str = "") -> tuple[bytes, str]:
     """Streamlines of the latent field V(z) = f(z) − z, coloured by ‖V‖ (viridis).
 
     Parameters
@@ -102,6 +65,8 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
     attractors : array-like of shape (M, 2), float, optional
         Attractors in *plane* coordinates, marked with red crosses. For k > 2 project them first
         with ``project_to_plane(points, grid.origin, grid.basis)``.
+    points : array-like of shape (N, 2), float, optional
+        Start points (e.g. the data latents) in plane coordinates, drawn as small grey dots ("starts").
     title : str
         Axes title.
 
@@ -110,7 +75,8 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
     png : bytes
     csv : str
         Columns ``kind,x,y,u,v,speed``: one ``grid`` row per grid point (y-major, row i of the
-        arrays then column j), then one ``attractor`` row per attractor with empty u, v, speed.
+        arrays then column j), then one ``attractor`` row per attractor and one ``point`` row per
+        point, each with empty u, v, speed.
 
     Raises
     ------
@@ -127,6 +93,12 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
         if att.ndim != 2 or att.shape[1] != 2:
             raise DataError(f"attractors must be plane coordinates of shape (M, 2); got {att.shape} "
                             "(for k > 2 use project_to_plane(points, grid.origin, grid.basis))")
+    pts = None
+    if points is not None:
+        pts = np.asarray(points, np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise DataError(f"points must be plane coordinates of shape (N, 2); got {pts.shape} "
+                            "(for k > 2 use project_to_plane(points, grid.origin, grid.basis))")
     Figure = figure_class()
 
     fig = Figure(figsize=(5.0, 4.2), dpi=100, layout="constrained")
@@ -142,8 +114,11 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
         sm = ax.streamplot(xs, ys, uu, vv, color=np.where(finite, speed, lo), cmap="viridis", norm=norm,
                            density=1.2, linewidth=0.8, arrowsize=0.8)
         fig.colorbar(sm.lines, ax=ax, label="‖V‖ = ‖f(z) − z‖")
+    if pts is not None and len(pts):
+        ax.scatter(pts[:, 0], pts[:, 1], marker=".", s=6, c="0.35", alpha=0.6, linewidths=0, zorder=4, label="starts")
     if att is not None and len(att):
         ax.scatter(att[:, 0], att[:, 1], marker="x", s=50, c="red", linewidths=2, zorder=5, label="attractors")
+    if (att is not None and len(att)) or (pts is not None and len(pts)):
         ax.legend(fontsize=7, loc="upper right")
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
@@ -155,6 +130,8 @@ def field_plot(grid: Any, *, attractors: Any = None, title: str = "") -> tuple[b
     rows = [("grid", *r) for r in _grid_rows(xs, ys, u.tolist(), v.tolist(), speed.tolist())]
     if att is not None:
         rows += [("attractor", x, y, "", "", "") for x, y in att.tolist()]
+    if pts is not None:
+        rows += [("point", x, y, "", "", "") for x, y in pts.tolist()]
     return png_bytes(fig), _csv(["kind", "x", "y", "u", "v", "speed"], rows)
 
 

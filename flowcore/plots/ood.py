@@ -3,7 +3,8 @@
 Uses matplotlib's ``Figure`` with an Agg canvas directly, so the caller's pyplot backend is
 never switched. Each figure comes with the CSV of the data drawn. :func:`write_report` writes a
 whole report folder (the report's own files plus these figures), staged so it is complete or
-absent; :func:`write_report_figures` draws the figures into a folder.
+absent; :func:`write_report_into` fills a given folder with them (a command's staging folder);
+:func:`write_report_figures` draws the figures into a folder.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from flowcore.errors import BackendError
 from flowcore.io import atomic_write_bytes, atomic_write_text
 from flowcore.plots._base import csv_cell, png_bytes
 from flowcore.plots._base import figure_class as _plots_figure_class
-from flowcore.results import staged_folder
+from flowcore.outputs import OutputFolder
 
-__all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell", "write_report", "write_report_figures"]
+__all__ = ["figure_class", "hist_figure", "roc_figure", "csv_cell", "write_report", "write_report_into",
+           "write_report_figures"]
 
 
 def figure_class():
@@ -110,7 +112,7 @@ def write_report_figures(report: Any, folder: str | os.PathLike, *, Figure=None)
     ----------
     report : OODReport
     folder : path-like
-        An existing folder (e.g. the one :func:`flowcore.results.staged_folder` yields).
+        An existing folder (e.g. the one :meth:`flowcore.outputs.OutputFolder.staged` yields).
     Figure : matplotlib Figure class, optional
         Default :func:`figure_class` (needs matplotlib and scikit-learn).
 
@@ -137,8 +139,8 @@ def write_report_figures(report: Any, folder: str | os.PathLike, *, Figure=None)
 def write_report(report: Any, folder: str | os.PathLike, *, figures: bool = True) -> Path:
     """Write an OOD report folder: ``metrics.csv``, ``report.json``, ``scores.npz`` and the figures.
 
-    Everything is staged in a temporary sibling and moved into place together; an existing
-    folder keeps its other files.
+    Everything is staged by :meth:`flowcore.outputs.OutputFolder.staged` and moved into place
+    together; an existing folder keeps its other files.
 
     Raises
     ------
@@ -146,7 +148,17 @@ def write_report(report: Any, folder: str | os.PathLike, *, figures: bool = True
         ``figures`` and matplotlib (or scikit-learn) is not installed; nothing is written then.
     """
     Figure = figure_class() if figures else None
-    with staged_folder(folder) as tmp:
-        files = write_report_figures(report, tmp, Figure=Figure) if figures else {}
-        report.write(tmp, extra_json={"files": files})
+    with OutputFolder(folder).staged() as tmp:
+        write_report_into(report, tmp, figures=figures, Figure=Figure)
+    return Path(folder)
+
+
+def write_report_into(report: Any, folder: str | os.PathLike, *, figures: bool = True, Figure=None) -> Path:
+    """Fill the existing ``folder`` with the report's files and figures (no staging of its own).
+
+    The writer behind :func:`write_report`; a command calls it inside the folder its
+    ``OutputFolder.staged()`` yields. ``Figure``: as :func:`write_report_figures`.
+    """
+    files = write_report_figures(report, folder, Figure=Figure) if figures else {}
+    report.write(folder, extra_json={"files": files})
     return Path(folder)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from flowcore.runtime._sessions import inference_session
 from flowcore.runtime.providers import CPU, CUDA
 
 __all__ = ["TINY_IN", "TINY_OUT", "tiny_model", "tiny_input", "tiny_expected", "cpu_info", "placement",
@@ -107,7 +108,7 @@ def _profiled_session(ort, model_bytes: bytes, providers: list, tmpdir: str):
     so.log_severity_level = 3
     so.enable_profiling = True
     so.profile_file_prefix = os.path.join(tmpdir, "flowcore_doctor")
-    return ort.InferenceSession(model_bytes, sess_options=so, providers=providers)
+    return inference_session(model_bytes, options=so, providers=providers)
 
 
 def _read_profile(sess) -> dict[str, Any]:
@@ -247,8 +248,8 @@ def probe_cuda_graph(ort, *, rtol: float = 1e-5) -> dict[str, Any]:
     so = ort.SessionOptions()  # CUDA-only: untested without a GPU
     so.log_severity_level = 3  # CUDA-only: untested without a GPU
     try:  # CUDA-only: untested without a GPU
-        sess = ort.InferenceSession(tiny_model().SerializeToString(), sess_options=so,  # CUDA-only: untested without a GPU
-                                    providers=providers)  # CUDA-only: untested without a GPU
+        sess = inference_session(tiny_model().SerializeToString(), options=so,  # CUDA-only: untested without a GPU
+                                 providers=providers)  # CUDA-only: untested without a GPU
         found = run_bound(sess, device="cuda")  # CUDA-only: untested without a GPU
     except Exception as exc:  # CUDA-only: untested without a GPU
         return {"tried": True, "captured": False, "max_rel_error": None, "error": _first_line(exc)}  # CUDA-only: untested without a GPU

@@ -99,8 +99,7 @@ class BoundMap:
             self._sess = lmap.session_with_provider_options({"enable_cuda_graph": "1"})  # CUDA-only
         else:
             self._sess = lmap.fused_session()
-        self._rows = ort.InferenceSession(rows_model(self.shape).SerializeToString(),
-                                          sess_options=lmap.session_options(), providers=lmap.providers)
+        self._rows = lmap.helper_session("compaction", rows_model(self.shape))
         dev = self.device
         zeros = np.zeros((self.capacity, *self.shape), np.float32)
         self._buf = [ort.OrtValue.ortvalue_from_numpy(zeros, dev, 0) for _ in range(2)]

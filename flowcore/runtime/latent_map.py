@@ -1,6 +1,7 @@
 """LatentMap: encode, decode and the fused latent map f = E∘D on ONNX Runtime.
 
-``LatentMap(bundle)`` creates its ONNX Runtime sessions once and reuses them. The latent map is
+``LatentMap(bundle)`` creates its ONNX Runtime sessions once, on first use, through
+:mod:`flowcore.runtime._sessions` (options, providers, subnormal flushing), and reuses them. The latent map is
 ONE fused graph built with :func:`onnx.compose.merge_models` (decoder then encoder) that also
 returns, per row, the squared step ``‖f(z) − z‖²`` and the squared norm ``‖f(z)‖²``, so the
 trajectory engine reads only two floats per row besides the new latents.
@@ -11,37 +12,25 @@ encoder with a surrogate decoder, a residual stream. The dynamics code does not 
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from flowcore.bundle.flowbundle import FlowBundle
-from flowcore.bundle.subnormal import count_subnormals, flush_subnormals
-from flowcore.errors import BackendError, BundleError, FlowcoreWarning, ProviderWarning
+from flowcore.bundle.subnormal import count_subnormals
+from flowcore.errors import BackendError, BundleError
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
-from flowcore.runtime.parity import relative_error
 from flowcore.runtime._arrays import coerce as _coerce
-from flowcore.runtime.segment import segment_model
-from flowcore.runtime.providers import default_session_options, import_onnxruntime, provider_options, resolve_providers
+from flowcore.runtime._sessions import SUBNORMAL_RTOL, SessionMaker, SubnormalWarning
+from flowcore.runtime.providers import import_onnxruntime, resolve_providers
 
 if TYPE_CHECKING:
     import onnx  # annotations only: onnx is imported where used (import cost)
 
-__all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime", "SubnormalWarning", "SUBNORMAL_RTOL"]  # fuse: re-exported from .fusion
+__all__ = ["LatentMap", "fuse", "resolve_providers", "import_onnxruntime", "SubnormalWarning", "SUBNORMAL_RTOL"]  # re-exported: fuse (.fusion), providers, the subnormal check (._sessions)
 
-log = logging.getLogger("flowcore")
-
-#: Largest relative change of a graph's outputs (on a fixed probe batch) accepted when its
-#: subnormal weights are flushed; the adapters' export tolerance.
-SUBNORMAL_RTOL = 1e-4
-
-
-class SubnormalWarning(FlowcoreWarning):
-    """Flushing a graph's subnormal weights changed its outputs; the original graph is used."""
 
 class LatentMap:
     """The latent map ``f(z) = E(D(z))`` of a bundle, on ONNX Runtime.
@@ -91,10 +80,7 @@ class LatentMap:
         self.bundle: FlowBundle | None = bundle
         self.latent_shape: tuple[int, ...] = tuple(bundle.latent_shape)
         self.input_shape: tuple[int, ...] | None = tuple(bundle.input_shape)
-        self._requested = providers
-        self._providers = resolve_providers(providers)
-        self._session_options = session_options
-        self._threads = intra_op_num_threads
+        self._maker = SessionMaker(providers, session_options, intra_op_num_threads)
         self._fused_model: onnx.ModelProto | None = None
         self._sessions: dict[str, Any] = {}
         self._fused_run = None
@@ -126,10 +112,7 @@ class LatentMap:
         self.bundle = None
         self.latent_shape = shape
         self.input_shape = None
-        self._requested = providers
-        self._providers = resolve_providers(providers)
-        self._session_options = session_options
-        self._threads = intra_op_num_threads
+        self._maker = SessionMaker(providers, session_options, intra_op_num_threads)
         self._fused_model = fused
         self._sessions = {}
         self._fused_run = None
@@ -138,11 +121,6 @@ class LatentMap:
         return self
 
     # --------------------------------------------------------------- sessions
-    def _options(self):
-        if self._session_options is not None:
-            return self._session_options
-        return default_session_options(self._threads)
-
     def _session(self, which: str):
         sess = self._sessions.get(which)
         if sess is not None:
@@ -161,30 +139,17 @@ class LatentMap:
             source = (str(self.bundle.path / self.bundle.manifest[which]["file"])
                       if self.bundle.manifest[which].get("external_data") else model.SerializeToString())
         if self._flush:  # count and flush before any session: see flowcore.bundle.subnormal (DAZ)
-            sess = self._flushed(which, model, source)
+            if which != "fused" and self.bundle is not None:
+                model = _with_external_data(model, self.bundle.path)
+            sess, self._subnormals[which], flushed = self._maker.flushed(which, model, source,
+                                                                         lambda: self._probe(which))
+            if flushed is not None and which == "fused":
+                self._fused_model = flushed
         else:
-            sess = self._new_session(which, source)
-        used = sess.get_providers()
-        if self._providers[0] not in used:
-            msg = f"asked for {self._providers[0]} but ONNX Runtime runs the {which} graph on {used}"
-            if isinstance(self._requested, str) and self._requested.lower() == "auto":
-                warnings.warn(msg, ProviderWarning, stacklevel=3)
-            else:
-                raise BackendError(msg)
-        log.info("flowcore: %s graph on %s", which, used[0])
+            sess = self._maker.new(which, source)
+        self._maker.check_providers(which, sess)
         self._sessions[which] = sess
         return sess
-
-    def _new_session(self, which: str, source: Any, extra: dict[str, str] | None = None):
-        """A session of ``source`` on this map's providers (``extra``: options for the first provider)."""
-        ort = import_onnxruntime()
-        try:
-            return ort.InferenceSession(source, sess_options=self._options(), providers=self._providers,
-                                        provider_options=provider_options(self._providers, extra))
-        except Exception as exc:
-            with_extra = f" with {extra}" if extra else ""
-            raise BackendError(f"ONNX Runtime could not load the {which} graph{with_extra}: "
-                               f"{str(exc).splitlines()[0]}") from None
 
     def _probe(self, which: str) -> tuple[str, np.ndarray]:
         """A fixed probe batch for ``which``: (input name, (16, *shape) float32)."""
@@ -193,35 +158,6 @@ class LatentMap:
             return self.bundle.encoder_input, rng.random((16, *self.input_shape), dtype=np.float32)
         name = FUSED_INPUT if which == "fused" else self.bundle.decoder_input
         return name, rng.standard_normal((16, *self.latent_shape), dtype=np.float32)
-
-    def _flushed(self, which: str, model: "onnx.ModelProto", source: Any):
-        """A session of ``model`` with its subnormal weights flushed when that keeps the outputs, else of ``source``."""
-        if which != "fused" and self.bundle is not None:
-            model = _with_external_data(model, self.bundle.path)
-        flushed, n = flush_subnormals(model)
-        info = {"count": n, "flushed": False, "rtol": SUBNORMAL_RTOL}
-        self._subnormals[which] = info
-        sess = self._new_session(which, source)
-        if n == 0:
-            return sess
-        try:
-            candidate = self._new_session(which, flushed.SerializeToString())
-        except (BackendError, ValueError):  # a graph over protobuf's 2 GB limit stays as it is
-            info["reason"] = "graph too large to rebuild in memory"
-            return sess
-        name, probe = self._probe(which)
-        err = max(relative_error(a, b) for a, b in zip(candidate.run(None, {name: probe}), sess.run(None, {name: probe})))
-        info["probe_relative_error"] = err
-        if not err <= SUBNORMAL_RTOL:
-            warnings.warn(f"flushing {n} subnormal weights of the {which} graph changed its outputs by {err:.2e} "
-                          f"(> {SUBNORMAL_RTOL:g}); the original graph is used (expect slow CPU runs)",
-                          SubnormalWarning, stacklevel=4)
-            return sess
-        info["flushed"] = True
-        if which == "fused":
-            self._fused_model = flushed
-        log.info("flowcore: flushed %d subnormal weights of the %s graph (max relative change %.1e)", n, which, err)
-        return candidate
 
     @property
     def subnormals(self) -> dict[str, dict[str, Any]]:
@@ -240,25 +176,21 @@ class LatentMap:
     # ------------------------------------------------------- engine sessions
     def session_options(self) -> Any:
         """The ONNX Runtime session options every session of this map is created with."""
-        return self._options()
+        return self._maker.options()
 
     def fused_session(self) -> Any:
         """The ONNX Runtime session of the fused graph (created, its weights flushed, on first use)."""
         return self._session("fused")
 
-    def segment_session(self) -> Any:
-        """The session of the segment graph (:mod:`flowcore.runtime.segment`) around the fused graph."""
-        sess = self._sessions.get("segment")
-        if sess is None:
-            self._session("fused")  # flushing decided first: the segment graph wraps the graph iterated
-            model = segment_model(self._fused_model, len(self.latent_shape))
-            sess = self._sessions["segment"] = self._new_session("segment", model.SerializeToString())
-        return sess
-
     def session_with_provider_options(self, options: dict[str, str]) -> Any:
         """A new session of the fused graph with these options for its first provider (e.g. CUDA graphs)."""
         self._session("fused")  # flushing decided first, as for every engine session
-        return self._new_session("fused", self._fused_model.SerializeToString(), dict(options))
+        return self._maker.new("fused", self._fused_model.SerializeToString(), dict(options))
+
+    def helper_session(self, which: str, model: "onnx.ModelProto") -> Any:
+        """A session of an engine's helper graph ``model`` (e.g. the iobinding compaction graph) on
+        this map's providers and options, ``which`` naming it in errors."""
+        return self._maker.new(which, model.SerializeToString())
 
     @property
     def providers(self) -> list[str]:
@@ -368,7 +300,8 @@ class LatentMap:
         return {
             "latent_shape": list(self.latent_shape),
             "input_shape": None if self.input_shape is None else list(self.input_shape),
-            "providers_requested": self._requested if isinstance(self._requested, str) else list(self._requested),
+            "providers_requested": (self._maker.requested if isinstance(self._maker.requested, str)
+                                    else list(self._maker.requested)),
             "providers": self.providers,
             "bundle": None if self.bundle is None else str(self.bundle.path),
             "bundle_sha256": None if self.bundle is None else self.bundle.sha256,

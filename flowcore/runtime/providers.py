@@ -1,4 +1,4 @@
-"""Execution providers and session options: which ONNX Runtime build, which device, which threads.
+"""Execution providers: which ONNX Runtime build, which device (session options: :mod:`flowcore.runtime._sessions`).
 
 No silent fallback: ``cuda`` fails when the build has no CUDA provider, and the providers a session
 really uses are reported by :class:`~flowcore.runtime.latent_map.LatentMap`.
@@ -6,11 +6,11 @@ really uses are reported by :class:`~flowcore.runtime.latent_map.LatentMap`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from flowcore.errors import BackendError
 
-__all__ = ["CPU", "CUDA", "import_onnxruntime", "resolve_providers", "default_session_options", "provider_options"]
+__all__ = ["CPU", "CUDA", "import_onnxruntime", "resolve_providers"]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -54,33 +54,3 @@ def resolve_providers(providers: str | Sequence[str] = "auto") -> list[str]:
     if unknown:
         raise BackendError(f"providers {unknown} are not in this ONNX Runtime build; available: {available}")
     return out
-
-
-#: Options flowcore gives each provider: TF32 off on CUDA (ONNX Runtime's CUDA provider turns it on
-#: by default, ~1e-3 relative error on float32 MatMul, enough to move a row's stopping step).
-_PROVIDER_OPTIONS = {CUDA: {"use_tf32": "0"}}
-
-
-def provider_options(providers: Sequence[str], extra: dict[str, str] | None = None) -> list[dict[str, str]]:
-    """The ``provider_options`` list for ``providers``: flowcore's defaults, plus ``extra`` for the first one."""
-    out = [dict(_PROVIDER_OPTIONS.get(p, {})) for p in providers]
-    if extra and out:
-        out[0].update(extra)
-    return out
-
-
-def default_session_options(threads: int | None = None) -> Any:
-    """flowcore's ONNX Runtime session options.
-
-    ``intra_op_num_threads`` = ``threads`` (None: ONNX Runtime's default, the physical cores),
-    intra-op spinning off (spinning threads slow a process that also runs torch, several-fold on
-    2 cores), denormals flushed to zero (``session.set_denormal_as_zero``), warnings off.
-    """
-    ort = import_onnxruntime()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads is not None:
-        so.intra_op_num_threads = int(threads)
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.set_denormal_as_zero", "1")
-    return so

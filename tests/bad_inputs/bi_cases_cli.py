@@ -21,6 +21,10 @@ _usage("abbreviation_max_step", _traj("--max-step", "1"), "--max-step")
 _usage("abbreviation_ood_fit_meth", lambda env, out: ["ood", "fit", str(env.bundle), "--id", str(env.data), "--meth",
                                                       "recon_error", "--out", out], "--meth")
 _usage("unknown_command", lambda env, out: ["trajectory", str(env.bundle)], "trajectory")
+_usage("unknown_command_with_flags", lambda env, out: ["trajectory", str(env.bundle), "--noise", "5", "--out", out],
+       "unknown command 'trajectory'", "did you mean 'trajectories'?")
+_usage("unknown_command_far", lambda env, out: ["zzz", str(env.bundle), "--out", out], "unknown command 'zzz'",
+       "trajectories")
 _usage("missing_required", lambda env, out: ["ood", "score", str(env.detector)], "--data")
 _usage("seed_negative", _traj("--seed", "-1"), "--seed")
 _usage("tol_nan", _traj("--tol", "nan"), "--tol")

@@ -176,3 +176,22 @@ def _(env, d):
 
     return Case(call=lambda: OODDetector.load(env.detector, bundle=env.bundle3, providers="cpu"),
                 error="BadInputError", code=BAD, names=("bundle3",))
+
+
+def _single_row_fit(env, d: Path, out: Path) -> Case:
+    np.save(d / "x.npy", np.zeros((1, 4), np.float32))
+    return Case(argv=["ood", "fit", str(env.bundle), "--id", str(d / "x.npy"), "--out", str(out)], out=out,
+                names=("x.npy", "1 row", "knn_kth50"))
+
+
+@case("ood_fit_single_row")
+def _(env, d):
+    """One ID row (all methods: the 50-NN baselines need 51): refused before --out or its partial area exists."""
+    return _single_row_fit(env, d, d / "det")
+
+
+@case("ood_fit_single_row_existing_empty_out")
+def _(env, d):
+    """The same into an existing empty folder: it stays empty (no .flowcore-partial left behind)."""
+    (d / "det").mkdir()
+    return _single_row_fit(env, d, d / "det")

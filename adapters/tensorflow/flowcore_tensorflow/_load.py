@@ -12,6 +12,7 @@ import tensorflow as tf
 from flowcore.errors import BadInputError, ExportError
 
 from ._graph import one_line
+from ._split import chain_layers, flat_error
 
 __all__ = ["load_model", "example_input", "SUFFIXES"]
 
@@ -61,7 +62,9 @@ def load_model(path: str | os.PathLike, *, part: str | None = None) -> Any:
     Raises
     ------
     ExportError
-        One line, when the file is missing or not a loadable model.
+        One line, when the file is missing or not a loadable model, or has no layer ``part``
+        (a flat chain of layers: the error names ``--split-at``, :func:`load_split`, and lists
+        the layers).
     """
     import keras  # noqa: PLC0415
 
@@ -85,6 +88,9 @@ def load_model(path: str | os.PathLike, *, part: str | None = None) -> Any:
             try:
                 model = model.get_layer(part)
             except ValueError:
+                chain = chain_layers(model)
+                if chain is not None:
+                    raise flat_error(path, part, chain) from None
                 names = [layer.name for layer in model.layers]
                 raise ExportError(f"{path} has no layer {part!r}; layers: {names}") from None
         return model

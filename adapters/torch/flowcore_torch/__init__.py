@@ -6,7 +6,9 @@
 :func:`export` runs ``torch.onnx.export(dynamo=True)`` on the encoder and the decoder with one
 opset and a dynamic batch axis, names the graphs ``x -> z`` and ``z -> x_hat``, writes the
 bundle with :meth:`flowcore.bundle.FlowBundle.write` and checks ONNX Runtime against torch.
-:func:`parity` repeats that check on any inputs (the comparison itself is the core's
+:func:`load_model` reads a saved ExportedProgram or TorchScript file (a ``torch.save`` state dict
+is named as such and refused); :func:`load_split` cuts one saved flat ``nn.Sequential`` into
+encoder and decoder. :func:`parity` repeats the parity check on any inputs (the comparison itself is the core's
 :meth:`flowcore.runtime.latent_map.LatentMap.parity`; this package only produces torch outputs).
 :mod:`flowcore_torch.recipes` holds the digits demo model and its training recipe (import it
 explicitly). Importing this package imports torch and onnx and does nothing else.
@@ -15,7 +17,8 @@ explicitly). Importing this package imports torch and onnx and does nothing else
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
 from ._load import SUFFIXES, load_model
 from ._parity import parity, relative_error
+from ._split import load_split
 
 __version__ = "0.1.0"
 
-__all__ = ["export", "load_model", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
+__all__ = ["export", "load_model", "load_split", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]

@@ -1,4 +1,10 @@
-"""Load saved torch models without unpickling: ExportedProgram (.pt2) and TorchScript (.pt)."""
+"""Load saved torch models without unpickling: ExportedProgram (.pt2) and TorchScript (.pt).
+
+A ``torch.save`` pickle (a state dict, a training checkpoint, a pickled module) is recognised
+(``_saved.describe_pickle``, ``weights_only`` at most) and refused with one line saying what it
+is and what to save instead; a flat ``nn.Sequential`` asked for an ``encoder`` part is refused
+with the ``--split-at`` hint and its layers.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,13 @@ from torch import nn
 from flowcore.errors import ExportError
 
 from ._graph import one_line
+from ._saved import describe_pickle
+from ._split import is_flat, flat_error
 
 __all__ = ["load_model", "SUFFIXES"]
 
-SUFFIXES = {".pt2": "ExportedProgram", ".pt": "TorchScript", ".ts": "TorchScript", ".jit": "TorchScript"}
+SUFFIXES = {".pt2": "ExportedProgram", ".pt": "TorchScript", ".ts": "TorchScript", ".jit": "TorchScript",
+            ".pth": "TorchScript"}
 
 
 class FrozenModule(nn.Module):
@@ -32,12 +41,14 @@ class FrozenModule(nn.Module):
         return self
 
 
-def _part(module, part: str | None, path: Path):
+def _part(module, part: str | None, path: Path, program=None):
     if not part:
         return module
     obj = module
     for name in part.split("."):
         if not hasattr(obj, name):
+            if obj is module and is_flat(module, program):
+                raise flat_error(path, part, module, program)
             raise ExportError(f"{path} has no submodule {part!r} (missing {name!r})")
         obj = getattr(obj, name)
     return obj
@@ -49,8 +60,9 @@ def load_model(path: str | os.PathLike, *, part: str | None = None):
     Parameters
     ----------
     path : path-like
-        ``.pt2`` (``torch.export.save``; loaded with ``torch.export.load``) or ``.pt``/``.ts``
-        (``torch.jit.save``; loaded with ``torch.jit.load``). Neither unpickles arbitrary objects.
+        ``.pt2`` (``torch.export.save``; loaded with ``torch.export.load``) or
+        ``.pt``/``.ts``/``.jit``/``.pth`` (``torch.jit.save``; loaded with ``torch.jit.load``).
+        Neither unpickles arbitrary objects.
     part : str, optional
         Dotted attribute of the half to take (e.g. ``"encoder"``) when the file holds a whole
         autoencoder. For ``.pt2`` this uses ``torch.export.unflatten``.
@@ -64,7 +76,10 @@ def load_model(path: str | os.PathLike, *, part: str | None = None):
     Raises
     ------
     ExportError
-        One line, when the file is missing, of an unknown kind, or not a loadable model.
+        One line, when the file is missing, of an unknown kind, or not a loadable model; a
+        ``torch.save`` state dict / checkpoint / pickled module is named as such, with the
+        formats to save instead; a flat ``nn.Sequential`` without ``part`` names ``--split-at``
+        (:func:`flowcore_torch.load_split`) and lists its layers.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,11 +91,11 @@ def load_model(path: str | os.PathLike, *, part: str | None = None):
         if kind == "ExportedProgram":
             program = torch.export.load(str(path))
             module = torch.export.unflatten(program) if part else program.module()
-            return FrozenModule(_part(module, part, path))
+            return FrozenModule(_part(module, part, path, program))
         module = torch.jit.load(str(path), map_location="cpu")
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"{path} is not a loadable {kind} file ({one_line(exc)})") from exc
+        raise ExportError(describe_pickle(path) or f"{path} is not a loadable {kind} file ({one_line(exc)})") from exc
     module.train(False)  # inference mode (dropout off, batch-norm frozen)
     return _part(module, part, path)

@@ -1,6 +1,6 @@
 """The detector folder: ``detector.json``, ``arrays.npz``, ``bundle/`` and ``checksums.json``.
 
-Written through :func:`flowcore.results.staged_folder` (complete or absent) with the result
+Written through :meth:`flowcore.outputs.OutputFolder.staged` (complete or absent) with the result
 protocol's header (``format``, ``kind``, ``format_version``, ``arrays``); the bundle copy holds
 only the files the bundle's manifest lists (manifest, graphs, external data), copied from the
 verified bundle and verified again in place. Read back only after every path resolves inside the
@@ -29,15 +29,17 @@ from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.manifest import check_relative_path, read_json
 from flowcore.errors import BadInputError, ParameterError
 from flowcore.io import atomic_write_json, load_npz, save_npz, sha256_file
-from flowcore.results import FORMAT_PREFIX, Array, check_arrays, header, staged_folder
+from flowcore.outputs import OutputFolder
+from flowcore.results import FORMAT_PREFIX, Array, check_arrays, header
 from flowcore.validation import Interval, Options, SequenceOf, validate_params
 from flowcore.analysis.ood.scorers import _CLASSES, METHODS
 
-__all__ = ["KIND", "FORMAT", "FORMAT_VERSION", "save_detector", "read_detector"]
+__all__ = ["KIND", "FORMAT", "FORMAT_VERSION", "save_detector", "write_detector", "read_detector"]
 
 KIND = "ood-detector"
 FORMAT = "flowcore." + KIND
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the thresholds' calibration (``calibration``, ``<method>/calibration_scores``)
+_READS = (1, 2)  # a folder of format 1 has no calibration record: its thresholds are in-sample
 _TITLE = "a flowcore detector"
 _MAX_JSON = 1 << 20  # detector.json and checksums.json: a real one is a few KB
 _MAX_DEPTH = 32
@@ -49,22 +51,39 @@ _PARAMS = {
     "bank": [Options(str, {"attractors", "endpoints"})], "merge_threshold": [Interval(float, 0, None)],
     "tol": [Interval(float, 0, None, closed="neither")], "max_steps": [Interval(int, 1, None)],
     "batch_size": [Interval(int, 1, None)], "seed": [Interval(int, 0, None)],
+    "calibration_split": [Interval(float, 0, 1, closed="left"), Options(str, {"auto"})],
 }
+_PARAMS_V1 = set(_PARAMS) - {"calibration_split"}  # format 1 (calibration_split absent: in-sample thresholds)
+_CALIBRATION_SOURCES = ("file", "split", "fit")
 
 
 def _schema(meta: dict[str, Any]) -> dict[str, Array]:
     out = {"bank": Array("f", 2, optional=True)}
     for m in meta["methods"]:
         out[f"{m}/fit_scores"] = Array("f", 1, dims=("n_fit",))
+        out[f"{m}/calibration_scores"] = Array("f", 1, dims=("n_calib",), optional=True)
     out.update({f"{m}/*": Array("biuf") for m in meta["methods"]})
     return out
 
 
 def save_detector(det: Any, path: str | os.PathLike, *, copy_bundle: bool = True) -> Path:
-    """Write the fitted detector ``det`` into folder ``path`` (see :meth:`OODDetector.save`)."""
+    """Write the fitted detector ``det`` into folder ``path`` (see :meth:`OODDetector.save`), staged."""
     path = Path(path)
     if path.exists() and not (path / "detector.json").is_file() and (not path.is_dir() or any(path.iterdir())):
         raise BadInputError(f"{path} exists and is not a flowcore detector folder; choose another --out")
+    with OutputFolder(path).staged() as tmp:
+        write_detector(det, tmp, copy_bundle=copy_bundle, shown=path)
+    return path
+
+
+def write_detector(det: Any, folder: str | os.PathLike, *, copy_bundle: bool = True,
+                   shown: str | os.PathLike | None = None) -> Path:
+    """Fill the existing empty ``folder`` with the fitted detector's files (no staging of its own).
+
+    The writer behind :func:`save_detector`; a command calls it inside the folder its
+    ``OutputFolder.staged()`` yields. ``shown``: the path named in messages (default ``folder``).
+    """
+    tmp = Path(folder)
     arrays: dict[str, np.ndarray] = {}
     methods = {}
     for m, scorer in det.scorers_.items():
@@ -73,23 +92,26 @@ def save_detector(det: Any, path: str | os.PathLike, *, copy_bundle: bool = True
                       "description": scorer.describe()}
         arrays.update({f"{m}/{k}": v for k, v in arr.items()})
         arrays[f"{m}/fit_scores"] = det.fit_scores_[m]
+        if m in det.calibration_scores_:
+            arrays[f"{m}/calibration_scores"] = det.calibration_scores_[m]
     if det.bank_ is not None:
         arrays["bank"] = det.bank_
     bundle_path = det._lmap().bundle.path
     meta = {**header(KIND, FORMAT_VERSION), "params": det.params(), "methods": methods,
             "bundle_sha256": det.bundle_sha256_, "bundle_dir": "bundle" if copy_bundle else None,
             "bundle_path": str(Path(bundle_path).resolve()), "bank": det.bank_info_,
-            "n_fit": det.n_fit_, "score_direction": "higher = more OOD", "arrays": sorted(arrays)}
-    check_arrays(path / "arrays.npz", {k: np.asarray(v) for k, v in arrays.items()}, _schema(meta))
-    with staged_folder(path) as tmp:
-        save_npz(tmp / "arrays.npz", **arrays)
-        if copy_bundle:
-            _copy_bundle(det._lmap().bundle, tmp / "bundle", det.bundle_sha256_)
-        atomic_write_json(tmp / "detector.json", meta)
-        files = ["detector.json", "arrays.npz"] + ([p.relative_to(tmp).as_posix() for p in sorted((tmp / "bundle").rglob("*"))
-                                                    if p.is_file()] if copy_bundle else [])
-        atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
-    return path
+            "n_fit": det.n_fit_, "calibration": det.calibration_info_, "score_direction": "higher = more OOD",
+            "arrays": sorted(arrays)}
+    check_arrays(Path(shown if shown is not None else tmp) / "arrays.npz",
+                 {k: np.asarray(v) for k, v in arrays.items()}, _schema(meta))
+    save_npz(tmp / "arrays.npz", **arrays)
+    if copy_bundle:
+        _copy_bundle(det._lmap().bundle, tmp / "bundle", det.bundle_sha256_)
+    atomic_write_json(tmp / "detector.json", meta)
+    files = ["detector.json", "arrays.npz"] + ([p.relative_to(tmp).as_posix() for p in sorted((tmp / "bundle").rglob("*"))
+                                                if p.is_file()] if copy_bundle else [])
+    atomic_write_json(tmp / "checksums.json", {f: sha256_file(tmp / f) for f in files})
+    return tmp
 
 
 def _copy_bundle(bundle: FlowBundle, dst: Path, sha256: str) -> None:
@@ -150,7 +172,8 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
     if unknown:
         raise _bad(path, f"params.{unknown[0]}", "absent (unknown detector parameter)", params[unknown[0]])
     try:
-        validate_params(_PARAMS, params, caller=f"{path}: field 'params'")
+        table = _PARAMS if meta.get("format_version") != 1 else {k: v for k, v in _PARAMS.items() if k in _PARAMS_V1}
+        validate_params(table, params, caller=f"{path}: field 'params'")
     except ParameterError as exc:
         raise BadInputError(str(exc)) from None
     bad = [m for m in params["methods"] if m not in METHODS]
@@ -170,6 +193,7 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
     n_fit = meta.get("n_fit")
     if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 1:
         raise _bad(path, "n_fit", "a positive int", n_fit if "n_fit" in meta else "nothing")
+    _check_calibration(path, meta)
     if meta.get("bank") is not None and not isinstance(meta["bank"], dict):
         raise _bad(path, "bank", "an object or null", meta["bank"])
     bdir = meta.get("bundle_dir")
@@ -181,6 +205,27 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
         raise _bad(path, "arrays", "a list of array names", meta.get("arrays"))
 
 
+def _check_calibration(path: Path, meta: dict[str, Any]) -> None:
+    """``calibration``: absent (format 1, in-sample) or {source, n, fraction, seed} as ``OODDetector.fit`` records it."""
+    cal = meta.get("calibration")
+    if cal is None and meta.get("format_version") == 1:
+        return
+    if not isinstance(cal, dict):
+        raise _bad(path, "calibration", "an object (source, n, fraction, seed)", cal if "calibration" in meta else "nothing")
+    if cal.get("source") not in _CALIBRATION_SOURCES:
+        raise _bad(path, "calibration.source", "one of " + ", ".join(_CALIBRATION_SOURCES), cal.get("source", "nothing"))
+    n = cal.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise _bad(path, "calibration.n", "a positive int", n if "n" in cal else "nothing")
+    f = cal.get("fraction")
+    if (cal["source"] == "split") != (f is not None) or (f is not None and (
+            isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1)):
+        raise _bad(path, "calibration.fraction", "a number in (0, 1) for a split, else null", f)
+    seed = cal.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise _bad(path, "calibration.seed", "an int or null", seed)
+
+
 def _read_header(path: Path) -> dict[str, Any]:
     meta = read_json(path, max_bytes=_MAX_JSON, max_depth=_MAX_DEPTH, error=BadInputError, what="detector file")
     if not isinstance(meta, dict):
@@ -188,9 +233,9 @@ def _read_header(path: Path) -> dict[str, Any]:
     got = meta.get("kind", str(meta.get("format", ""))[len(FORMAT_PREFIX):] or None)
     if meta.get("format") != FORMAT or got != KIND:
         raise BadInputError(f"{path}: field 'kind' is {str(got)[:80]!r}, expected {KIND!r}; not {_TITLE} folder")
-    if meta.get("format_version") != FORMAT_VERSION or isinstance(meta.get("format_version"), bool):
+    if meta.get("format_version") not in _READS or isinstance(meta.get("format_version"), bool):
         raise BadInputError(f"{path}: field 'format_version' is {str(meta.get('format_version'))[:40]!r}; this "
-                            f"flowcore reads version {FORMAT_VERSION} of {_TITLE}")
+                            f"flowcore reads versions {', '.join(map(str, _READS))} of {_TITLE}")
     _check_meta(path, meta)
     return meta
 

@@ -137,9 +137,22 @@ class Scorer:
                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         return {n: getattr(self, n) for n in names}
 
+    @property
+    def min_fit_rows(self) -> int:
+        """Fewest ID samples ``fit`` accepts (1 unless the scorer needs neighbours or a covariance)."""
+        return 1
+
     def fit(self, ev) -> "Scorer":
-        """Validate the parameters, learn from ID evidence ``ev`` (N samples) and return self."""
+        """Validate the parameters, learn from ID evidence ``ev`` (N samples) and return self.
+
+        Raises
+        ------
+        DataError
+            Fewer than :attr:`min_fit_rows` samples.
+        """
         validate_params(self._parameter_constraints, self.get_params(), caller=type(self).__name__)
+        if len(ev) < self.min_fit_rows:
+            raise DataError(f"{self.name} needs at least {self.min_fit_rows} ID samples to fit, got {len(ev)}")
         self._fit(ev)
         self.n_samples_fit_ = len(ev)
         return self
@@ -257,6 +270,11 @@ class LatentKNN(Scorer):
             z = np.divide(z, n, out=np.zeros_like(z), where=n > 0)
         return z
 
+    @property
+    def min_fit_rows(self) -> int:
+        """k + 1: each fit sample's score leaves itself out of its k neighbours."""
+        return int(self.k) + 1
+
     def _fit(self, ev) -> None:
         bank = self._prep(ev.latents)
         if self.k > len(bank) - 1:
@@ -295,6 +313,7 @@ class LatentMahalanobis(Scorer):
     name = "latent_mahalanobis"
     needs = frozenset({"latents"})
     _state_arrays = {"location": "location_", "precision": "precision_", "shrinkage": "shrinkage_"}
+    min_fit_rows = 2  # a covariance
 
     def _fit(self, ev) -> None:
         self.location_, self.precision_, self.shrinkage_ = fit_shrunk_gaussian(ev.latents.reshape(len(ev.latents), -1))

@@ -121,6 +121,11 @@ class FeatureScore(Scorer):
     def name(self) -> str:  # type: ignore[override]
         return "features" if self.method == "mahalanobis" else "features_knn"
 
+    @property
+    def min_fit_rows(self) -> int:
+        """2 for a covariance; k + 1 for ``knn`` (each fit sample leaves itself out)."""
+        return max(2, int(self.k) + 1) if self.method == "knn" else 2
+
     def _raw(self, ev) -> np.ndarray:
         extra = {}
         if "latent_mahalanobis" in self.features:
@@ -200,6 +205,11 @@ class CombinedScore(Scorer):
     @property
     def needs(self) -> frozenset:  # type: ignore[override]
         return frozenset().union(*(make_scorer(c).needs for c in _check_components(self.components)))
+
+    @property
+    def min_fit_rows(self) -> int:
+        """The most any component needs."""
+        return max(make_scorer(c).min_fit_rows for c in _check_components(self.components))
 
     def _matrix(self, ev, fit: bool = False) -> np.ndarray:
         """(N, n_components) float64: the raw component scores (fit scores when ``fit``)."""
@@ -286,7 +296,7 @@ _FACTORIES["combined"] = lambda: CombinedScore(reduce="mean")
 _FACTORIES["combined_max"] = lambda: CombinedScore(reduce="max")
 METHODS = tuple(_FACTORIES)
 #: the method ``OODDetector`` and ``flowcore ood fit`` score with when none is named (chosen on validation rows
-#: by ``examples/ood_benchmark.py``'s default rule; README, "Which default?")
+#: by ``studies/ood_benchmark.py``'s default rule; docs/ood-benchmark.md, "Which default?")
 DEFAULT_METHOD = "features_knn"
 _CLASSES = {c.__name__: c for c in (TrajectoryScore, FeatureScore, ReconstructionError, LatentNorm,
                                      LatentMahalanobis, LatentKNN, CombinedScore)}

@@ -1,4 +1,4 @@
-"""The analyses of ``examples/reproduce_digits.py``, one trained (or freshly initialised) model at a time.
+"""The analyses of ``studies/reproduce_digits.py``, one trained (or freshly initialised) model at a time.
 
 Each function returns a flat dict of plain numbers (one table row for one seed); the tables
 module aggregates them over seeds. All of them go through the functions the ``flowcore`` CLI
@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowcore.analysis.checkpoints import checkpoint_metrics
-from flowcore.analysis.contraction import contraction_ratio
-from flowcore.analysis.memorization import memorization_report
-from flowcore.analysis.probing import noise_dictionary, probe
-from flowcore.dynamics.field import field_grid
-from flowcore.runtime.latent_map import LatentMap
+from flowcore import (LatentMap, checkpoint_metrics, contraction_ratio, field_grid, memorization_report,
+                      noise_dictionary, probe)
 
 __all__ = ["memorization_row", "checkpoint_rows", "field_row", "probe_rows", "contraction_row", "TorchMap"]
 
@@ -131,7 +127,7 @@ class TorchMap:
         self.encoder, self.decoder, self.latent_shape = encoder, decoder, (int(k),)
 
     def __call__(self, z: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-        import torch  # noqa: PLC0415  (torch: the examples' extra)
+        import torch  # noqa: PLC0415  (torch: the studies' extra)
 
         out = []
         with torch.no_grad():
@@ -143,7 +139,7 @@ class TorchMap:
 
 def contraction_row(encoder, decoder, k: int, *, seed: int, n: int = 1000) -> dict:
     """σ_out / σ_in (and the two other views) of a model at random init, n N(0, I) latents seeded by ``seed``."""
-    import torch  # noqa: PLC0415  (torch: the examples' extra)
+    import torch  # noqa: PLC0415  (torch: the studies' extra)
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""Training and the checkpoint cache of ``examples/reproduce_digits.py``.
+"""Training and the checkpoint cache of ``studies/reproduce_digits.py``.
 
 A *job* is a plain dict that fixes one model: recipe (kind, k, width, lr, weight decay, batch),
 seed, data (n_train, split seed), the epoch budget and the stopping rule. :func:`run_jobs` trains
@@ -34,7 +34,7 @@ from flowcore.io import atomic_write_json
 
 __all__ = ["WRITER", "job_name", "plateau_reached", "checkpoint_epochs", "run_jobs", "cached_entry", "train_job", "load_state"]
 
-WRITER = "examples/reproduce_digits.py"
+WRITER = "studies/reproduce_digits.py"
 
 
 def job_name(job: dict) -> str:
@@ -106,7 +106,7 @@ def cached_entry(job: dict, cache: Path) -> dict | None:
 
 
 def _export(enc, dec, x_sample: np.ndarray, path: Path, note: str) -> None:
-    import flowcore_torch  # noqa: PLC0415  (torch: the examples' extra)
+    import flowcore_torch  # noqa: PLC0415  (torch: the studies' extra)
 
     flowcore_torch.export(enc, dec, x_sample, path, overwrite=True, real_inputs=x_sample,
                           preprocessing="MNIST / 255, float32 in [0, 1], shape (N, 1, 28, 28)", notes=note)
@@ -127,7 +127,7 @@ def train_job(job: dict, x_train: np.ndarray, x_test: np.ndarray, cache: str) ->
     """
     import time  # noqa: PLC0415
 
-    import torch  # noqa: PLC0415  (torch: the examples' extra)
+    import torch  # noqa: PLC0415  (torch: the studies' extra)
     from flowcore_torch.recipes import seeded_autoencoder, train_autoencoder  # noqa: PLC0415
 
     folder = Path(cache) / job_name(job)
@@ -182,14 +182,14 @@ def train_job(job: dict, x_train: np.ndarray, x_test: np.ndarray, cache: str) ->
 
 def load_state(folder: Path, epoch: int) -> dict:
     """The cached ``state_dict`` pair of one epoch (``torch.load(weights_only=True)``: tensors only)."""
-    import torch  # noqa: PLC0415  (torch: the examples' extra)
+    import torch  # noqa: PLC0415  (torch: the studies' extra)
 
     return torch.load(folder / f"ep{epoch:04d}.pt", weights_only=True)
 
 
 def _state_matches(folder: Path, entry: dict, x_test: np.ndarray) -> bool:
     """Rebuild the final model from its cached ``state_dict`` and check it gives the recorded test MSE."""
-    import torch  # noqa: PLC0415  (torch: the examples' extra)
+    import torch  # noqa: PLC0415  (torch: the studies' extra)
     from flowcore_torch.recipes import reconstruction_mse, seeded_autoencoder  # noqa: PLC0415
 
     job, last = entry["job"], entry["final_epoch"]

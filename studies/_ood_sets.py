@@ -1,9 +1,9 @@
-"""OOD sets for ``examples/ood_benchmark.py``, all built offline from seeded draws.
+"""OOD sets for ``studies/ood_benchmark.py``, all built offline from seeded draws.
 
 Three families, each with a *validation* and a *test* version built from disjoint source rows
 (the validation version is what the selection protocol may look at; the test version is reported):
 
-- **far** — ``examples/ood_digits.py``'s five sets (natural-image patches, permuted and inverted
+- **far** — ``studies/ood_digits.py``'s five sets (natural-image patches, permuted and inverted
   digits, Gaussian and uniform noise), imported from there unchanged;
 - **near** — style-shifted digits (scikit-learn's 8×8 digits upsampled and contrast-matched),
   digits rotated by 90° and by 180° (and 180° without the near-symmetric classes), digits with
@@ -141,7 +141,7 @@ def near_ood_sets(base: np.ndarray, base_y: np.ndarray, style: np.ndarray, n: in
 
 
 def far_sets(base: np.ndarray, x_train: np.ndarray, n: int, seed: int) -> tuple[dict, dict]:
-    """``examples/ood_digits.py``'s far-OOD sets (n each) from the digits ``base``, and their descriptions."""
+    """``studies/ood_digits.py``'s far-OOD sets (n each) from the digits ``base``, and their descriptions."""
     return far_ood_sets(base, x_train, n, seed)
 
 

@@ -1,4 +1,4 @@
-"""The paper's trajectory score, studied (``examples/ood_benchmark.py``): variants and the failure figure.
+"""The paper's trajectory score, studied (``studies/ood_benchmark.py``): variants and the failure figure.
 
 On a subsample of every far and near test set (``--paper-n`` rows each, and as many ID test
 digits) the trajectories are walked once more with :meth:`LatentMap.step` under the detector's
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowcore.analysis.ood.baselines import knn_distances
-from flowcore.dynamics.trajectories import CONVERGED, iterate
-from flowcore.runtime.latent_map import LatentMap
+from flowcore import CONVERGED, LatentMap, iterate
+from flowcore.analysis.ood.baselines import knn_distances  # private: the blocked KNN helper
 
 __all__ = ["paper_study", "failure_figure", "KNN_K"]
 

@@ -1,4 +1,4 @@
-"""The analyses of ``examples/reproduce_digits.py`` over seeds, and the files they write.
+"""The analyses of ``studies/reproduce_digits.py`` over seeds, and the files they write.
 
 :func:`run_analyses` turns the cache entries of the trained models into records
 ``(key, seed, metrics)`` and aggregates them (:mod:`_repro_tables`); :func:`write_outputs`
@@ -123,7 +123,7 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
             row["epochs_trained"] = float(e["epochs_trained"])
             rec["memorization_vs_size"].append(((j["n_train"],), j["seed"], row))
     log("size study done")
-    from flowcore_torch.recipes import seeded_autoencoder  # noqa: PLC0415  (torch: the examples' extra)
+    from flowcore_torch.recipes import seeded_autoencoder  # noqa: PLC0415  (torch: the studies' extra)
 
     for kind in ("mlp", "conv"):
         for k in c["contraction_ks"]:
@@ -132,7 +132,7 @@ def run_analyses(c: dict, sweep: list[dict], size: list[dict], subsets: dict, x_
                 row = attempt(f"contraction {kind} k={k} seed {s}", lambda: contraction_row(enc, dec, k, seed=s))
                 if row is not None:
                     rec["contraction_init"].append(((kind, k), s, row))
-    from _repro_backbones import backbone_autoencoder  # noqa: PLC0415  (torch: the examples' extra)
+    from _repro_backbones import backbone_autoencoder  # noqa: PLC0415  (torch: the studies' extra)
 
     kb = c["backbone_k"]
     for name in c["backbones"]:
@@ -220,6 +220,6 @@ def write_outputs(c: dict, res: dict, out: Path) -> None:
         return [{"key": list(k), **{m: v for m, v in row.items()}} for k, row in agg.items()]
 
     atomic_write_json(out / "results.json", {
-        "written_by": "examples/reproduce_digits.py", "settings": c, "seeds": c["seeds"], "failures": res["failures"], "timings": "timings.json",
+        "written_by": "studies/reproduce_digits.py", "settings": c, "seeds": c["seeds"], "failures": res["failures"], "timings": "timings.json",
         "std": "sample standard deviation over seeds (ddof = 1)",
         "tables": {name: {"keys": TABLES[name][0], "rows": plain(aggs[name])} for name in TABLES}})

@@ -1,4 +1,4 @@
-"""The README section ``examples/reproduce_digits.py`` writes: settings, every table as mean ± std
+"""The docs section ``studies/reproduce_digits.py`` writes (``docs_section.md``, for docs/reproduction.md): settings, every table as mean ± std
 (per-seed values in brackets), and a "what reproduces, what does not" list beside the paper's claims.
 
 The verdicts are computed from the aggregates; a claim counts as reproduced only when the effect
@@ -105,11 +105,11 @@ def verdicts(c: dict, aggs: dict) -> list[str]:
 
 
 def section(c: dict, res: dict, runtime: float) -> str:
-    """The README's reproduction section (markdown); states its runtime once ("total runtime X min")."""
+    """The reproduction section of docs/reproduction.md (markdown); states its runtime once ("total runtime X min")."""
     aggs = res["aggs"]
     seeds = ", ".join(str(s) for s in c["seeds"])
     L = ["## Reproduction study: the paper's analyses on real MNIST digits, over seeds", "",
-         f"`python examples/reproduce_digits.py{' --quick' if c['quick'] else ''}` — "
+         f"`python studies/reproduce_digits.py{' --quick' if c['quick'] else ''}` — "
          f"{'QUICK smoke run, ' if c['quick'] else ''}total runtime {runtime / 60:.1f} min on this machine "
          f"(2 CPU cores; trained models are cached under `cache/`, a rerun only runs the analyses).", "",
          f"Settings: {c['n_train']} train / {c['n_test']} test digits ({c['data']}; split seed {c['split_seed']}); "
@@ -152,11 +152,11 @@ def section(c: dict, res: dict, runtime: float) -> str:
           f"{c['contraction_seeds'][0]}–{c['contraction_seeds'][-1]})", ""]
     L += md_table(aggs["contraction_init"], ["model", "k"],
                   [("ratio", "σ_out / σ_in", -1), ("norm_ratio", "norm ratio", -1), ("contracts", "contracts", 2)])
-    L += ["", "At random init (`flowcore.analysis.contraction.contraction_ratio`; `contracts` = share of seeds with "
+    L += ["", "At random init (`flowcore.contraction_ratio`; `contracts` = share of seeds with "
           "ratio < 1): the MLP and conv AEs on their (1, 28, 28) digits, and ResNet-18, VGG-11-BN and a small ViT "
           "(patch 8, width 192, depth 6) as encoders of (3, 32, 32) images with a fresh linear head to k and a linear "
           "decoder, BatchNorm in inference mode. torchvision's layouts and initialisations are rebuilt in torch.nn "
-          "(`examples/_repro_backbones.py`): PyPI's torchvision does not import beside the pinned CPU torch 2.13.0 "
+          "(`studies/_repro_backbones.py`): PyPI's torchvision does not import beside the pinned CPU torch 2.13.0 "
           "(\"operator torchvision::nms does not exist\"), and no CPU build of it is on these machines.", "",
           "### OMP probing (input-space MSE on " + str(c["n_probe"]) + " test digits)", ""]
     L += md_table(aggs["probe"], ["k", "atoms s"], [("noise", "noise", 4), ("orthobasis", "orthobasis", 4),

@@ -1,4 +1,4 @@
-"""Tables and the selection protocol of ``examples/ood_benchmark.py``, from long-format metric records.
+"""Tables and the selection protocol of ``studies/ood_benchmark.py``, from long-format metric records.
 
 A record is one method on one OOD set of one (model, seed, split)::
 

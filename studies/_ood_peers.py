@@ -1,4 +1,4 @@
-"""PyOD's detectors as peers for ``examples/ood_benchmark.py``, on raw pixels (flattened to 784).
+"""PyOD's detectors as peers for ``studies/ood_benchmark.py``, on raw pixels (flattened to 784).
 
 Every peer is fitted on the same ID train rows as flowcore's detector and scores every split
 in the same fixed batches of ``SCORE_BATCH`` rows (ECOD refits its statistics on the train data

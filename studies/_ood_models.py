@@ -1,4 +1,4 @@
-"""Autoencoder recipes for ``examples/ood_benchmark.py``: the conv AE of ``examples/ood_digits.py``
+"""Autoencoder recipes for ``studies/ood_benchmark.py``: the conv AE of ``studies/ood_digits.py``
 and an MLP AE, seeded, trained with :func:`flowcore_torch.recipes.train_autoencoder` and exported
 with :func:`flowcore_torch.export` (the real exporter, parity-checked).
 
@@ -64,6 +64,6 @@ def train_and_export(kind: str, k: int, seed: int, epochs: int, x_train: np.ndar
         check = float(((dec(enc(xc)) - xc) ** 2).mean())
     bundle = flowcore_torch.export(enc, dec, x_train[:64], out, overwrite=True, real_inputs=x_check[:256],
                                    preprocessing="MNIST / 255, float32 in [0, 1], shape (N, 1, 28, 28)",
-                                   notes=f"examples/ood_benchmark.py {kind} AE, k={k}, seed={seed}, {epochs} epochs")
+                                   notes=f"studies/ood_benchmark.py {kind} AE, k={k}, seed={seed}, {epochs} epochs")
     n_params = sum(p.numel() for p in list(enc.parameters()) + list(dec.parameters()))
     return bundle, {"train_mse": loss, "check_mse": check, "train_seconds": round(seconds, 1), "n_params": n_params}

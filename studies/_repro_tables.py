@@ -1,4 +1,4 @@
-"""Tables over seeds and their figures for ``examples/reproduce_digits.py``.
+"""Tables over seeds and their figures for ``studies/reproduce_digits.py``.
 
 A *record* is ``(key, seed, metrics)``: ``key`` a tuple naming the row (e.g. ``("mlp", 32)``),
 ``metrics`` a dict of floats for one seed. :func:`aggregate` turns records into rows with, per
@@ -19,7 +19,7 @@ __all__ = ["aggregate", "write_table", "cell", "md_table", "errorbar_figure", "b
 
 
 def fmt(v, nd: int = 3) -> str:
-    """A number for the README: ``nd`` decimals, or 3 significant digits without an exponent when
+    """A number for the docs tables: ``nd`` decimals, or 3 significant digits without an exponent when
     ``nd`` < 0 (0.0000472); "–" for None / NaN."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
@@ -76,7 +76,7 @@ def write_table(path: Path, agg: dict, key_names: list[str], metrics: list[str],
 
 
 def cell(a: dict, nd: int = 3) -> str:
-    """``mean ± std (v0 / v1 / …)`` for the README (the per-seed values in seed order)."""
+    """``mean ± std (v0 / v1 / …)`` for the docs tables (the per-seed values in seed order)."""
     per = " / ".join(fmt(v, nd) for v in a["per_seed"].values())
     return f"{fmt(a['mean'], nd)} ± {fmt(a['std'], nd)} ({per})"
 
@@ -95,7 +95,7 @@ def md_table(agg: dict, key_names: list[str], metrics: list[tuple[str, str, int]
 
 def new_figure(size=(5.6, 3.8)):
     """A matplotlib Figure (Agg, no pyplot) of ``size`` inches at 100 dpi (:func:`flowcore.plots.figure_class`)."""
-    from flowcore.plots import figure_class  # noqa: PLC0415  (matplotlib: the examples' extra)
+    from flowcore.plots import figure_class  # noqa: PLC0415  (matplotlib: the studies' extra)
 
     return figure_class()(figsize=size, dpi=100)
 

@@ -33,7 +33,7 @@ IMAGE = (3, 32, 32)
 
 
 def _kaiming_convs(module) -> None:
-    from torch import nn  # noqa: PLC0415  (torch: the examples' extra)
+    from torch import nn  # noqa: PLC0415  (torch: the studies' extra)
 
     for m in module.modules():
         if isinstance(m, nn.Conv2d):

