@@ -175,7 +175,7 @@ def add_stop_rule(p: argparse.ArgumentParser) -> None:
 def add_engine(p: argparse.ArgumentParser) -> None:
     """Declare ``--engine`` (flowcore.dynamics.engines): how the trajectories are run, never what they are."""
     p.add_argument("--engine", default="auto", type=_engine_name, choices=["auto", "python", "iobinding"],
-                   help="trajectory engine; every engine gives the same results (default auto: README, Engines)")
+                   help="trajectory engine; every engine gives the same results (default auto: python on the CPU; docs/method.md, Engines)")
 
 
 def _engine_name(text: str) -> str:

@@ -14,7 +14,7 @@ row; they differ only in how many ONNX Runtime calls a step costs and where the 
 ``auto``
     ``python`` when paths or features are asked for or the map is not an ONNX Runtime map;
     otherwise ``iobinding`` on the CUDA execution provider and ``AUTO_CPU`` on the CPU one
-    (chosen from the benchmark, README "Engines").
+    (chosen from the benchmark, docs/benchmarks.md, "Engines").
 
 A ``segment`` engine (an ONNX ``Loop`` of up to K steps per call) existed in 0.1.0: no rule picked
 it reliably in the benchmark (0.75–1.18× the python engine's time on the CPU) and it lost on the
@@ -39,7 +39,7 @@ __all__ = ["ENGINES", "AUTO_CPU", "resolve_engine", "run_engine"]
 
 ENGINES = ("python", "iobinding")
 
-#: The engine ``auto`` picks on the CPU execution provider (from ``make bench``; see README).
+#: The engine ``auto`` picks on the CPU execution provider (from ``make bench``; see docs/benchmarks.md).
 AUTO_CPU = "python"
 
 _CUDA = "CUDAExecutionProvider"
