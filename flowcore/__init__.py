@@ -11,7 +11,7 @@ name). Groups:
 
 - model: :class:`FlowBundle`, :class:`LatentMap`; its ONNX graphs: :func:`fuse` (the one graph of f = E∘D),
   :func:`count_subnormals`, :func:`flush_subnormals`
-- dynamics: :func:`iterate` (how it runs: :class:`IterateOptions`) → :class:`Trajectories`; :func:`find_attractors` → :class:`Attractors`
+- dynamics: :func:`iterate` (the paper's stopping rules by name: :data:`STOP_RULES`; how it runs: :class:`IterateOptions`) → :class:`Trajectories`; :func:`find_attractors` → :class:`Attractors`
   (grouping rules :class:`GroupByCosine`, :class:`GroupByDistance`); :func:`stability` →
   :class:`Stability`; :func:`vector_field`, :func:`field_grid` → :class:`FieldGrid`;
   :func:`field_map` → :class:`FieldMap` (window fitted to the data, grid basins), :func:`pca_plane`,
@@ -47,6 +47,7 @@ from flowcore.dynamics import (
     GroupByDistance,
     GroupingRule,
     IterateOptions,
+    STOP_RULES,
     Stability,
     Trajectories,
     field_grid,
@@ -80,6 +81,7 @@ from flowcore.runtime.fusion import fuse
 from flowcore._version import __version__  # noqa: E402  (one source, read by setuptools)
 
 __all__ = [
+    "STOP_RULES",
     "fuse",
     "flush_subnormals",
     "count_subnormals",

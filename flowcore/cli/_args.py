@@ -31,8 +31,10 @@ import re
 import sys
 from typing import Any, Sequence
 
+from flowcore.dynamics.trajectories import STOP_RULES
+
 __all__ = ["Parser", "UsageError", "RANGES", "MAX_COUNT", "MAX_SEED", "FloatRange", "IntRange", "number",
-           "add_force", "add_resume", "add_progress", "progress_of", "add_stop_rule", "add_engine", "check_relations",
+           "add_force", "add_resume", "add_progress", "progress_of", "add_stop_rule", "apply_preset", "add_engine", "check_relations",
            "walk", "THRESHOLDS", "FORCE_HELP", "RESUME_HELP", "PROGRESS_HELP"]
 
 MAX_COUNT = 2**31 - 1  # starts, steps, rows in flight: the int32 range ONNX Runtime and the kernels index with
@@ -166,10 +168,29 @@ def number(p: argparse.ArgumentParser, flag: str, *, default: Any = None, help: 
 
 
 def add_stop_rule(p: argparse.ArgumentParser) -> None:
-    """Declare ``--tol``, ``--max-steps`` (the paper's stopping rule) and ``--engine`` on every command that iterates."""
-    number(p, "--tol", default=1e-6, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6)")
-    number(p, "--max-steps", default=3000, help="most applications of f per start (default 3000)")
+    """Declare ``--tol``, ``--max-steps``, ``--preset`` (the paper's stopping rule) and ``--engine`` on every command that iterates.
+
+    ``--tol`` and ``--max-steps`` default to None here and are filled from ``--preset``
+    (:data:`flowcore.dynamics.trajectories.STOP_RULES`) by :func:`apply_preset` after parsing, so
+    an explicit value always wins over the preset.
+    """
+    number(p, "--tol", default=None, help="stop when ||z_t - z_(t-1)||^2 < tol (default 1e-6, or the --preset's)")
+    number(p, "--max-steps", default=None, help="most applications of f per start (default 3000, or the --preset's)")
+    rules = "; ".join(f"{name}: tol {r['tol']:g}, {r['max_steps']} steps" for name, r in STOP_RULES.items())
+    p.add_argument("--preset", default="small", choices=list(STOP_RULES),
+                   help=f"the paper's stopping rule by name ({rules}; small = small autoencoders, foundation = "
+                        "Stable Diffusion's AE and ViT-MAE); --tol / --max-steps override it (default small)")
     add_engine(p)
+
+
+def apply_preset(args: argparse.Namespace) -> None:
+    """Fill ``--tol`` / ``--max-steps`` left unset from the command's ``--preset`` (a no-op without one)."""
+    preset = getattr(args, "preset", None)
+    if preset is None:
+        return
+    for key, value in STOP_RULES[preset].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
 
 
 def add_engine(p: argparse.ArgumentParser) -> None:
@@ -342,6 +363,7 @@ class Parser(argparse.ArgumentParser):
         if extras:
             raise UsageError(f"unrecognized argument{'s' if len(extras) > 1 else ''} {' '.join(extras)}")
         check_relations(ns)
+        apply_preset(ns)
         return ns
 
 

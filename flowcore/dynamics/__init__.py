@@ -10,9 +10,9 @@ from flowcore.dynamics.grouping import group_points
 from flowcore.dynamics.grouping_rules import GroupByCosine, GroupByDistance, GroupingRule
 from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.stability import Stability, stability
-from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, STATUS_NAMES, Trajectories, iterate
+from flowcore.dynamics.trajectories import CONVERGED, DIVERGED, MAX_STEPS, STATUS_NAMES, STOP_RULES, Trajectories, iterate
 
 __all__ = ["Attractors", "find_attractors", "FieldGrid", "field_grid", "vector_field", "FieldMap", "field_map",
            "pca_plane", "project_to_plane", "group_points",
            "GroupingRule", "GroupByCosine", "GroupByDistance",
-           "Stability", "stability", "Trajectories", "iterate", "IterateOptions", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
+           "Stability", "stability", "Trajectories", "iterate", "IterateOptions", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES", "STOP_RULES"]

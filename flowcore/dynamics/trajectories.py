@@ -35,10 +35,19 @@ from flowcore.dynamics.features import FeatureRecorder
 from flowcore.dynamics.memory import check_result_memory
 from flowcore.dynamics.sources import ArrayStarts, as_start_source
 
-__all__ = ["Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES"]
+__all__ = ["Trajectories", "iterate", "CONVERGED", "MAX_STEPS", "DIVERGED", "STATUS_NAMES", "STOP_RULES"]
 
 CONVERGED, MAX_STEPS, DIVERGED = 0, 1, 2
 STATUS_NAMES = ("converged", "max_steps", "diverged")
+
+#: The paper's stopping rules (App. D) by name, as keywords of :func:`iterate`:
+#: ``iterate(lmap, z0, **STOP_RULES["foundation"])``. ``small``: small autoencoders (Figs 2, 3, 14;
+#: flowcore's defaults); ``foundation``: Stable Diffusion's AE and ViT-MAE (§4.1, §4.2). The CLI's
+#: ``--preset`` reads this table.
+STOP_RULES: dict[str, dict[str, float | int]] = {
+    "small": {"tol": 1e-6, "max_steps": 3000},
+    "foundation": {"tol": 1e-5, "max_steps": 500},
+}
 
 
 @dataclass(frozen=True)
