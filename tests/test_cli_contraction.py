@@ -75,7 +75,8 @@ def test_per_seed_numbers_are_the_apis(bundle, tmp_path, capsys):
     assert text.splitlines() == [
         f"σ_out / σ_in {r} over 3 seeds (n = 200 N(0, I) latents each); contracts (ratio < 1) on {n_contract} of 3 "
         f"seeds; median coordinate ratio {m}; norm ratio {nr}", f"written {out}"]
-    assert sorted(os.listdir(out)) == sorted([MARKER, "contraction_seeds.csv", "contraction_seeds.json"])
+    assert sorted(os.listdir(out)) == sorted([MARKER, "contraction_seeds.csv", "contraction_seeds.json",
+                                              "contraction_seeds.npz"])
 
 
 def test_untrained_model_contracts_on_every_seed(untrained_bundle, tmp_path, capsys):
@@ -92,7 +93,8 @@ def test_untrained_model_contracts_on_every_seed(untrained_bundle, tmp_path, cap
 def test_json_stdout_is_the_file(untrained_bundle, tmp_path, capsys):
     out = tmp_path / "o"
     text, got = contraction(untrained_bundle, out, capsys, "--n", "200", "--seeds", "3", "--json")
-    assert json.loads(text) == got
+    stdout = json.loads(text)  # the file adds the result header (kind, version, arrays) for ContractionSeeds.load
+    assert {k: got[k] for k in stdout} == stdout and {"format", "kind", "format_version", "arrays"} <= set(got) - set(stdout)
     assert got["settings"]["providers"] == ["CPUExecutionProvider"]
 
 
@@ -128,4 +130,7 @@ def test_the_command_is_the_apis_contraction_seeds(untrained_bundle, tmp_path, c
 
     _, got = contraction(untrained_bundle, tmp_path / "o", capsys, "--n", "150", "--seeds", "2")
     rep = flowcore.contraction_seeds(LatentMap(untrained_bundle, providers="cpu"), seeds=2, n=150)
-    assert got == {"bundle": str(untrained_bundle.path.resolve()), **json.loads(json.dumps(rep.to_json()))}
+    want = {"bundle": str(untrained_bundle.path.resolve()), **json.loads(json.dumps(rep.to_json()))}
+    assert {k: got[k] for k in want} == want
+    back = flowcore.ContractionSeeds.load(tmp_path / "o")  # the folder is the API's result: it loads
+    assert back.to_json() == rep.to_json()

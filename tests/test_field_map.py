@@ -156,7 +156,7 @@ def test_field_map_pca_plane_for_k_above_2(tmp_path):
     assert fm.points_inside == 300 and fm.settings["plane"] == "top-2 PCA plane of the data latents"
     assert fm.n_attractors == 1 and fm.attractors_inside == 1  # the fixed point 2c
     np.testing.assert_allclose(fm.attractors[0], 2 * c, atol=2e-3)
-    with pytest.raises(DataError, match="give data"):
+    with pytest.raises(DataError, match="pass data"):
         field_map(lmap, n=6)
 
 

@@ -48,7 +48,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def conv_ae(k: int, d: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """Conv AE (N, 1, 28, 28) -> (N, k) -> (N, 1, 28, 28), the layout of examples/ood_digits.py at width d."""
+    """Conv AE (N, 1, 28, 28) -> (N, k) -> (N, 1, 28, 28), the layout of studies/ood_digits.py at width d."""
     enc = nn.Sequential(
         nn.Conv2d(1, d, 3, 2, 1), nn.ReLU(), nn.Conv2d(d, 2 * d, 3, 2, 1), nn.ReLU(),
         nn.Conv2d(2 * d, 4 * d, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * d * 16, k),

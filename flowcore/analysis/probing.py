@@ -360,7 +360,7 @@ class ProbeReport(Result):
 
     @property
     def capped(self) -> dict[str, np.ndarray]:
-        """Per basis, ndarray of shape (n_s,), bool: the atom count asked exceeds the dictionary."""
+        """Per basis, ndarray of shape (n_s,), bool: the atom count asked exceeds the dictionary's atoms or k."""
         return {b: self.effective_atoms[b] < self.atoms for b in self.effective_atoms}
 
     def to_json(self) -> dict[str, Any]:
@@ -490,14 +490,13 @@ def probe(
         distinct[name] = int(noise_info["n_distinct"]) if name == "noise" else int(d.shape[1])
         mse_l[name], mse_x[name] = np.empty(len(atoms_arr)), np.empty(len(atoms_arr))
         eff[name] = np.minimum(np.minimum(atoms_arr, n_cols), k)
-        capped = atoms_arr[eff[name] < atoms_arr]
-        if len(capped):
-            cap = min(n_cols, k)
+        short = atoms_arr[(atoms_arr > n_cols) & (n_cols < k)]  # capped by the dictionary, not by k
+        if len(short):
             warnings.warn(f"the {name} dictionary has {_n(n_cols, 'atom')} (rank {ranks[name]}"
                           + (f", {_n(distinct[name], 'distinct attractor')} from {noise_info['n_starts']} noise "
                              "starts" if name == "noise" else "") + "), fewer than the atom count"
-                          f"{'s' if len(capped) > 1 else ''} {', '.join(map(str, capped.tolist()))} asked: "
-                          f"{'those rows are' if len(capped) > 1 else 'that row is'} capped at {_n(cap, 'atom')} "
+                          f"{'s' if len(short) > 1 else ''} {', '.join(map(str, short.tolist()))} asked: "
+                          f"{'those rows are' if len(short) > 1 else 'that row is'} capped at {_n(n_cols, 'atom')} "
                           "(ProbeReport.capped)", ProbeDictionaryWarning, stacklevel=2)
         for i, s in enumerate(atoms_arr):
             zh = omp_reconstruct(d, z - centre, int(s))[0] + centre

@@ -261,7 +261,7 @@ def run_probe(args, out, emit) -> int:
                      f"{rep.dictionary_sizes['noise']} atom{'s' * (rep.dictionary_sizes['noise'] != 1)}, rank "
                      f"{rep.dictionary_ranks['noise']}")
     for space, curve in (("latent", rep.mse_latent), ("input", rep.mse_input)):
-        lines.append(f"{space}-space MSE per atom count (* = capped at the dictionary's size):")
+        lines.append(f"{space}-space MSE per atom count (* = capped at the dictionary's size or at k):")
         for b in curve:
             lines.append(f"  {b:10s} " + "  ".join(f"{int(a)}{'*' if c else ''}:{m:.4g}" for a, c, m in
                                                    zip(rep.atoms, rep.capped[b], curve[b])))
@@ -337,11 +337,12 @@ def _pm(mean: float, std: float | None) -> str:
 
 
 def run_contraction(args, out, emit) -> int:
-    dest = out_folder(args, "contraction", writes=("contraction_seeds.json", "contraction_seeds.csv"))
+    dest = out_folder(args, "contraction",
+                      writes=("contraction_seeds.json", "contraction_seeds.npz", "contraction_seeds.csv"))
     rep = contraction_seeds(_map(args), seeds=args.seeds, n=args.n)
     summary = {"bundle": str(Path(args.bundle).resolve()), **rep.to_json()}
-    with dest.staged() as tmp:
-        atomic_write_json(tmp / "contraction_seeds.json", summary)
+    with dest.staged() as tmp:  # the result's own files (ContractionSeeds.load reads them) + the per-seed CSV
+        rep.write(tmp, extra_json={"bundle": summary["bundle"]})
         atomic_write_text(tmp / "contraction_seeds.csv", _csv(summary["per_seed"]))
     s, mean, std = args.seeds, rep.mean, rep.std
     emit(out, summary, args.json,

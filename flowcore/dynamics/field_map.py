@@ -263,7 +263,7 @@ def field_map(
         starts = {"kind": "data", "n": int(len(z))}
     else:
         if k > 2:
-            raise DataError(f"the latent dimension is {k}: give data so the plane is the top-2 PCA plane of its latents")
+            raise DataError(f"the latent dimension is {k}: pass data (field_map(data=...), flowcore field --data FILE): the plane drawn is the top-2 PCA plane of its latents")
         z = noise_starts(lmap.latent_shape, int(n_noise), seed=int(seed)).reshape(-1, k)
         starts = {"kind": "noise", "n": int(n_noise), "seed": int(seed)}
     if k > 2:

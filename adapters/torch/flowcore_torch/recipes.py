@@ -17,8 +17,8 @@ from a seeded ``torch.Generator``.
 >>> data = digits_split(seed=0)                                                 # doctest: +SKIP
 >>> enc, dec, loss = train_digits_autoencoder(data["x_train"], seed=0)          # doctest: +SKIP
 
-The MNIST (28×28) autoencoders of the examples (``examples/ood_digits.py``,
-``examples/ood_benchmark.py``, ``examples/reproduce_digits.py``) live here too, in one place:
+The MNIST (28×28) autoencoders of the studies (``studies/ood_digits.py``,
+``studies/ood_benchmark.py``, ``studies/reproduce_digits.py``) live here too, in one place:
 :func:`conv_autoencoder` (the paper's Table 4 conv AE scaled down), :func:`mlp_autoencoder`, and
 :func:`seeded_autoencoder` which draws either from a seed alone. Training: :func:`train_autoencoder`
 (one torch thread, ``torch.use_deterministic_algorithms(True)``, seeded batch order; an
@@ -86,7 +86,7 @@ MNIST_RECIPES = {
             "layers": "Flatten, Linear 784->256, ReLU, Linear 256->128, ReLU, Linear 128->k; decoder Linear k->128, "
                       "ReLU, Linear 128->256, ReLU, Linear 256->784, Sigmoid, Unflatten (1, 28, 28)"},
 }
-"""The MNIST autoencoders of the examples: default width and training settings per kind.
+"""The MNIST autoencoders of the studies: default width and training settings per kind.
 
 The MLP trains without weight decay: Adam's coupled L2 at 1e-4 holds it near a mean-digit model
 (test MSE 0.038 after 40 epochs on 4,000 MNIST digits, k = 32, seed 0, against 0.0156 without; 0.013
