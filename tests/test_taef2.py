@@ -68,4 +68,4 @@ def test_bundle_reconstructs_real_photos(taef2, tmp_path):
     lmap = flowcore.LatentMap(bundle, providers="cpu")
     assert lmap.input_shape == (3, 128, 128) and lmap.latent_shape == (32, 16, 16)
     psnr = _psnr(lmap.decode(lmap.encode(x)), x)
-    assert psnr.min() >= 25.0, psnr  # measured: 27.5–31.6 dB at 128² (29.5–32.7 at 256²)
+    assert psnr.min() >= 25.0, psnr  # measured: 27.1 / 29.6 / 30.8 dB at 128² (29.7 / 29.5 / 32.7 at 256², in torch)
