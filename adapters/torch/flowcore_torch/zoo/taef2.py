@@ -14,7 +14,7 @@ published tensor names load one to one (``nn.Sequential`` indices are the key pr
   (N, 32, h, w) → (N, 3, 8h, 8w), approximately in [0, 1] (not clipped).
 
 :func:`load_taef2` reads ``taef2_encoder.npz`` / ``taef2_decoder.npz`` (float16 arrays named as the
-original state dicts) with ``allow_pickle=False`` and returns float32 modules in eval mode.
+original state dicts) with ``allow_pickle=False`` and returns float32 modules in inference mode.
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ def load_taef2(folder: str | os.PathLike) -> tuple[TAEF2Encoder, TAEF2Decoder]:
     Returns
     -------
     (TAEF2Encoder, TAEF2Decoder)
-        float32 modules in eval mode (weights converted from the stored float16).
+        float32 modules in inference mode (weights converted from the stored float16).
     """
     folder = Path(folder)
     encoder, decoder = TAEF2Encoder(), TAEF2Decoder()
     _load_npz(encoder, folder / "taef2_encoder.npz")
     _load_npz(decoder, folder / "taef2_decoder.npz")
-    return encoder.eval(), decoder.eval()
+    return encoder.train(False), decoder.train(False)  # inference mode
