@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml adapters/torch/pyproject.toml adapters/tensorflow/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[cpu,analysis,dev]' -e adapters/torch -e adapters/tensorflow
+		-e '.[cpu,analysis,dev]' -e 'adapters/torch[foundation,efficientnet]' -e adapters/tensorflow
 	touch $(STAMP)
 
 setup: $(STAMP)
