@@ -1,0 +1,1 @@
+"""Trajectories, attractor search and OOD scoring as Ray Data pipelines (``--ray``; issue 22)."""
