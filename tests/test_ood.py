@@ -9,7 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from flowcore.analysis.ood.detector import METHODS, FeatureDetector, OODDetector, TrajectoryDetector
+from flowcore.analysis.ood.detector import METHODS, OODDetector
+from flowcore.analysis.ood.single import FeatureDetector, TrajectoryDetector
 from flowcore.cli.app import main
 from flowcore.errors import BadInputError, NotFittedError
 from flowcore.io import save_npz

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowcore.analysis.ood.detector import FeatureDetector, OODDetector, TrajectoryDetector
+from flowcore.analysis.ood.detector import OODDetector
+from flowcore.analysis.ood.single import FeatureDetector, TrajectoryDetector
 from flowcore.errors import NotFittedError, ParameterError
 
 import pyod  # noqa: F401  (a dev dependency: missing must fail, never skip)

@@ -1,7 +1,9 @@
 """Blocked nearest-neighbour similarity and small statistics shared by the analyses.
 
 :func:`_nearest` finds, for each row of one set, the most (or least) similar row of another,
-blocked over both sets so peak extra memory is ``batch × batch`` floats. NumPy only.
+blocked over both sets so peak extra memory is ``batch × batch`` floats;
+:func:`chamfer_similarity` (public as :func:`flowcore.analysis.checkpoints.chamfer_similarity`)
+is the symmetric Chamfer similarity of two point sets built on it. NumPy only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from flowcore.errors import DataError, ParameterError
+from flowcore.validation import renamed_keyword
 
 __all__: list[str] = []  # private helpers of flowcore.analysis
 
@@ -107,3 +110,49 @@ def _providers(lmap) -> Any:
         return list(lmap.providers)
     except Exception:  # noqa: BLE001 — a duck-typed map may have none
         return None
+
+
+def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", block_size: int = 1024,
+                       batch: int | None = None) -> float:
+    """Symmetric Chamfer similarity of two point sets.
+
+    Parameters
+    ----------
+    A : array-like of shape (n_a, ...)
+        First set (e.g. train attractors), flattened to (n_a, k).
+    B : array-like of shape (n_b, ...)
+        Second set (e.g. noise attractors), flattened to (n_b, k).
+    metric : {"cosine", "euclidean"}, default "cosine"
+        s(a, b) = cos(a, b), or −‖a − b‖₂ for "euclidean" (then CS ≤ 0 and 0 means equal sets).
+    block_size : int, default 1024
+        Block size; never holds an n_a × n_b matrix beyond ``block_size × block_size``.
+    batch : int, optional
+        Deprecated name of ``block_size`` (one release, with a FlowcoreDeprecationWarning).
+
+    Returns
+    -------
+    float
+        ``½[mean_a max_b s + mean_b max_a s]``. Cosine: in [−1, 1], 1 when every point of each
+        set has a positive multiple in the other. Higher = more similar sets.
+
+    Raises
+    ------
+    DataError
+        Empty sets, mismatched dimensions, NaN/Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chamfer_similarity(np.eye(2), np.eye(2))
+    1.0
+    """
+    block_size = renamed_keyword("chamfer_similarity", "batch", "block_size", batch, block_size, 1024)
+    a = _flat(A, "A")
+    b = _flat(B, "B")
+    if len(a) == 0 or len(b) == 0:
+        raise DataError(f"Chamfer similarity needs two non-empty sets, got {len(a)} and {len(b)} points")
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"A has {a.shape[1]} features per point but B has {b.shape[1]}")
+    ab = _nearest(a, b, metric=metric, reduce="max", batch=block_size)[0]
+    ba = _nearest(b, a, metric=metric, reduce="max", batch=block_size)[0]
+    return float(0.5 * (ab.mean() + ba.mean()))

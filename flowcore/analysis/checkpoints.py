@@ -21,12 +21,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from flowcore.analysis._similarity import _flat, _mean_std, _nearest, _providers
+from flowcore.analysis._similarity import _flat, _mean_std, _providers, chamfer_similarity
 from flowcore.analysis.memorization import memorization_coefficient, reconstruction_mse
 from flowcore.dynamics.starts import data_starts, latent_starts, subsample_indices
 from flowcore.errors import BackendError, DataError, ParameterError
 from flowcore.results import Array, Result
-from flowcore.validation import renamed_keyword
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.attractors import find_attractors
 from flowcore.dynamics.grouping_rules import grouping_from_settings
@@ -186,52 +185,6 @@ def _require_sklearn(what: str) -> None:
         import sklearn  # noqa: F401  # lazy: optional extra scikit-learn (flowcore[analysis])
     except ImportError:
         raise BackendError(f"{what} needs scikit-learn: pip install 'flowcore[analysis]'") from None
-
-
-def chamfer_similarity(A: Any, B: Any, *, metric: str = "cosine", block_size: int = 1024,
-                       batch: int | None = None) -> float:
-    """Symmetric Chamfer similarity of two point sets.
-
-    Parameters
-    ----------
-    A : array-like of shape (n_a, ...)
-        First set (e.g. train attractors), flattened to (n_a, k).
-    B : array-like of shape (n_b, ...)
-        Second set (e.g. noise attractors), flattened to (n_b, k).
-    metric : {"cosine", "euclidean"}, default "cosine"
-        s(a, b) = cos(a, b), or −‖a − b‖₂ for "euclidean" (then CS ≤ 0 and 0 means equal sets).
-    block_size : int, default 1024
-        Block size; never holds an n_a × n_b matrix beyond ``block_size × block_size``.
-    batch : int, optional
-        Deprecated name of ``block_size`` (one release, with a FlowcoreDeprecationWarning).
-
-    Returns
-    -------
-    float
-        ``½[mean_a max_b s + mean_b max_a s]``. Cosine: in [−1, 1], 1 when every point of each
-        set has a positive multiple in the other. Higher = more similar sets.
-
-    Raises
-    ------
-    DataError
-        Empty sets, mismatched dimensions, NaN/Inf.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> chamfer_similarity(np.eye(2), np.eye(2))
-    1.0
-    """
-    block_size = renamed_keyword("chamfer_similarity", "batch", "block_size", batch, block_size, 1024)
-    a = _flat(A, "A")
-    b = _flat(B, "B")
-    if len(a) == 0 or len(b) == 0:
-        raise DataError(f"Chamfer similarity needs two non-empty sets, got {len(a)} and {len(b)} points")
-    if a.shape[1] != b.shape[1]:
-        raise DataError(f"A has {a.shape[1]} features per point but B has {b.shape[1]}")
-    ab = _nearest(a, b, metric=metric, reduce="max", batch=block_size)[0]
-    ba = _nearest(b, a, metric=metric, reduce="max", batch=block_size)[0]
-    return float(0.5 * (ab.mean() + ba.mean()))
 
 
 def distinct_fraction(attractors) -> float:

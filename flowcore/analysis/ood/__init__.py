@@ -8,13 +8,12 @@ from flowcore.analysis.ood.detector import (
     DEFAULT_METHOD,
     METHODS,
     Evidence,
-    FeatureDetector,
     FeatureScore,
     OODDetector,
-    TrajectoryDetector,
     TrajectoryScore,
     make_scorer,
 )
+from flowcore.analysis.ood.single import FeatureDetector, TrajectoryDetector
 
 __all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
            "FeatureScore", "METHODS", "DEFAULT_METHOD", "DEFAULT_FEATURES", "make_scorer"]

@@ -3,6 +3,8 @@
 - :class:`ParamsMixin` — ``get_params`` / ``set_params`` read from the constructor's signature,
   so ``sklearn.base.clone`` works on an unfitted detector (the constructor stores each argument
   unchanged under its own name), and ``__sklearn_tags__`` for ``check_is_fitted``;
+- :class:`PyODMixin` — PyOD's ``labels_``, ``predict_proba`` and ``fit_predict``, read from a
+  detector's ``decision_scores_``, ``threshold_``, ``decision_function`` and ``fit``;
 - :func:`outlier_proba` — PyOD's ``BaseDetector.predict_proba`` rule on score arrays.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from flowcore.errors import ParameterError
 
-__all__ = ["ParamsMixin", "outlier_proba"]
+__all__ = ["ParamsMixin", "PyODMixin", "outlier_proba"]
 
 
 class ParamsMixin:
@@ -83,6 +85,29 @@ class ParamsMixin:
         from sklearn.utils import Tags, TargetTags  # noqa: PLC0415
 
         return Tags(estimator_type="outlier_detector", target_tags=TargetTags(required=False), requires_fit=True)
+
+
+class PyODMixin:
+    """PyOD's ``BaseDetector`` conventions over a detector's own ``decision_scores_``, ``threshold_``,
+    ``decision_function(X)`` and ``fit(X)`` (which the class using the mixin defines)."""
+
+    @property
+    def labels_(self) -> np.ndarray:
+        """ndarray of shape (n_fit,), int64: 1 where a fit score is above ``threshold_`` (PyOD)."""
+        return (self.decision_scores_ > self.threshold_).astype(np.int64)
+
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """[P(ID), P(OOD)] per sample of ``X``: ndarray of shape (N, 2), float64 (PyOD's rule).
+
+        ``method="linear"`` scales the default method's score min-max against
+        ``decision_scores_`` and clips to [0, 1]; ``"unify"`` uses the error function of the
+        score standardised by the fit scores (see :func:`outlier_proba`).
+        """
+        return outlier_proba(self.decision_scores_, self.decision_function(X), method)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit on ``X`` and return ``labels_``: ndarray of shape (N,), int64 (1 = OOD)."""
+        return self.fit(X).labels_
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)

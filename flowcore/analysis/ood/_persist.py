@@ -34,7 +34,7 @@ from flowcore.results import FORMAT_PREFIX, Array, check_arrays, header
 from flowcore.validation import Interval, Options, SequenceOf, validate_params
 from flowcore.analysis.ood.scorers import _CLASSES, METHODS
 
-__all__ = ["KIND", "FORMAT", "FORMAT_VERSION", "save_detector", "write_detector", "read_detector"]
+__all__ = ["KIND", "FORMAT", "FORMAT_VERSION", "save_detector", "write_detector", "read_detector", "restore_state"]
 
 KIND = "ood-detector"
 FORMAT = "flowcore." + KIND
@@ -287,3 +287,30 @@ def read_detector(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np
             raise BadInputError(f"{path}: the bundle copy {meta['bundle_dir']!r} is a symbolic link or leaves the folder")
         return meta, arrays, bundle
     return meta, arrays, meta["bundle_path"]
+
+
+def restore_state(det: Any, path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Set a constructed detector's fitted state from :func:`read_detector`'s ``meta`` and ``arrays``.
+
+    The bank (``bank_``, (n_bank, k) or None), the fit facts, the calibration (absent in folders of
+    format 1: in-sample) and, per method, the scorer rebuilt from its saved parameters and arrays
+    (no code is executed: scorer classes come from a fixed table), its fit scores, calibration
+    scores where saved, and its threshold.
+    """
+    det.bank_ = arrays.get("bank")
+    det.bank_info_ = meta.get("bank")
+    det.bundle_sha256_ = meta["bundle_sha256"]
+    det.n_fit_ = meta["n_fit"]
+    det.calibration_info_ = meta.get("calibration")
+    det.calibration_scores_ = {}
+    det.scorers_, det.fit_scores_, det.thresholds_ = {}, {}, {}
+    for m, info in meta["methods"].items():
+        klass = _CLASSES.get(info["class"])
+        if klass is None:
+            raise BadInputError(f"{path}: unknown scorer class {info['class']!r}")
+        own = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(m + "/")}
+        det.scorers_[m] = klass.from_state(info["params"], own)
+        det.fit_scores_[m] = own["fit_scores"]
+        if "calibration_scores" in own:
+            det.calibration_scores_[m] = own["calibration_scores"]
+        det.thresholds_[m] = float(info["threshold"])

@@ -18,20 +18,9 @@ attractors, deduplicated) and one trajectory pass per dataset with streaming fea
 
 Scoring needs only the core (NumPy + ONNX Runtime + Numba): no torch, tensorflow or sklearn.
 
-Methods (``METHODS``):
-
-``trajectory``       the paper's score: mean over the trajectory (z_0 included, run to the stop)
-                     of the Euclidean distance to the nearest ID attractor.
-``features``         two-sided: Mahalanobis distance (Ledoit–Wolf) of the standardised
-                     log-features (steps, path length, ‖V(z_0)‖, distance to the ID attractors
-                     at start / mean / end, latent norm, reconstruction error, Mahalanobis
-                     distance of z_0 to the ID latents) from the ID ones.
-``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
-``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
-``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.ood.baselines`).
-``combined``,        mean (``combined_max``: max) of the z-scores of ``features``, ``recon_error``,
-``combined_max``     ``knn_kth50_norm`` and ``latent_mahalanobis``, each standardised by its own
-                     ID fit scores (:class:`~flowcore.analysis.ood.scorers.CombinedScore`).
+Methods (``METHODS``, defined and described in :mod:`flowcore.analysis.ood.scorers`): the paper's
+``trajectory`` score, the trajectory-feature detectors ``features`` / ``features_knn``, the baselines
+and their ``combined`` / ``combined_max`` z-score combinations.
 """
 
 from __future__ import annotations
@@ -52,19 +41,18 @@ from flowcore.errors import BadInputError, DataError, FlowcoreWarning, NotFitted
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.trajectories import CONVERGED, iterate
-from flowcore.analysis.ood._persist import FORMAT, FORMAT_VERSION, read_detector, save_detector  # noqa: F401
+from flowcore.analysis.ood._persist import FORMAT, FORMAT_VERSION, read_detector, restore_state, save_detector  # noqa: F401
 from flowcore.analysis.ood._calibration import (AUTO_CALIBRATION_SPLIT, IN_SAMPLE, calibration_text,
                                                 plan_calibration, split_rows, take_rows)
-from flowcore.analysis.ood._estimator import ParamsMixin, outlier_proba
+from flowcore.analysis.ood._estimator import ParamsMixin, PyODMixin
 from flowcore.analysis.ood.baselines import Scorer
-from flowcore.analysis.ood.scorers import _CLASSES, DEFAULT_FEATURES, DEFAULT_METHOD, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
+from flowcore.analysis.ood.scorers import DEFAULT_FEATURES, DEFAULT_METHOD, METHODS, Evidence, FeatureScore, TrajectoryScore, make_scorer
 
-__all__ = ["Evidence", "OODDetector", "TrajectoryDetector", "FeatureDetector", "TrajectoryScore",
-           "FeatureScore", "METHODS", "DEFAULT_METHOD", "DEFAULT_FEATURES", "make_scorer",
+__all__ = ["Evidence", "OODDetector", "TrajectoryScore", "FeatureScore", "METHODS", "DEFAULT_METHOD", "DEFAULT_FEATURES", "make_scorer",
            "AUTO_CALIBRATION_SPLIT", "IN_SAMPLE"]  # scorers re-exported from .scorers, calibration from ._calibration
 
 
-class OODDetector(ParamsMixin):
+class OODDetector(PyODMixin, ParamsMixin):
     """Several OOD scorers over one bundle, fitted on the same ID data.
 
     Every method taking ``X`` accepts (N, *input_shape) or flat (N, prod(input_shape)) arrays
@@ -342,24 +330,6 @@ class OODDetector(ParamsMixin):
         self._check_fitted()
         return self.fit_scores_[self.default]
 
-    @property
-    def labels_(self) -> np.ndarray:
-        """ndarray of shape (n_fit,), int64: 1 where a fit score is above ``threshold_`` (PyOD)."""
-        return (self.decision_scores_ > self.threshold_).astype(np.int64)
-
-    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
-        """[P(ID), P(OOD)] per sample of ``X``: ndarray of shape (N, 2), float64 (PyOD's rule).
-
-        ``method="linear"`` scales the default method's score min-max against
-        ``decision_scores_`` and clips to [0, 1]; ``"unify"`` uses the error function of the
-        score standardised by the fit scores (see :func:`~flowcore.analysis.ood._estimator.outlier_proba`).
-        """
-        return outlier_proba(self.decision_scores_, self.decision_function(X), method)
-
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """Fit on ``X`` and return ``labels_``: ndarray of shape (N,), int64 (1 = OOD)."""
-        return self.fit(X).labels_
-
     def decision_function(self, X: Any, *, method: str | None = None) -> np.ndarray:
         """OOD score per sample, ndarray of shape (N,), float64: higher = more OOD."""
         self._check_fitted()
@@ -415,45 +385,7 @@ class OODDetector(ParamsMixin):
         obj = cls.__new__(cls)
         OODDetector.__init__(obj, fb, providers=providers, intra_op_num_threads=intra_op_num_threads,
                              **{k: (tuple(v) if k == "methods" else v) for k, v in p.items()})
-        obj.bank_ = arrays.get("bank")
-        obj.bank_info_ = meta.get("bank")
-        obj.bundle_sha256_ = meta["bundle_sha256"]
-        obj.n_fit_ = meta["n_fit"]
-        obj.calibration_info_ = meta.get("calibration")  # absent in folders of format 1: in-sample
-        obj.calibration_scores_ = {}
+        restore_state(obj, path, meta, arrays)
         obj.providers_ = obj._lmap().providers
-        obj.scorers_, obj.fit_scores_, obj.thresholds_ = {}, {}, {}
-        for m, info in meta["methods"].items():
-            klass = _CLASSES.get(info["class"])
-            if klass is None:
-                raise BadInputError(f"{path}: unknown scorer class {info['class']!r}")
-            own = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(m + "/")}
-            obj.scorers_[m] = klass.from_state(info["params"], own)
-            obj.fit_scores_[m] = own["fit_scores"]
-            if "calibration_scores" in own:
-                obj.calibration_scores_[m] = own["calibration_scores"]
-            obj.thresholds_[m] = float(info["threshold"])
         return obj
 
-
-class TrajectoryDetector(OODDetector):
-    """The paper's detector alone: ``decision_function`` = mean distance to the nearest ID attractor.
-
-    Same parameters as :class:`OODDetector` (``methods`` fixed to ``("trajectory",)``).
-    """
-
-    def __init__(self, bundle, **kwargs):
-        kwargs.setdefault("methods", ("trajectory",))
-        kwargs.setdefault("default", "trajectory")
-        super().__init__(bundle, **kwargs)
-
-
-class FeatureDetector(OODDetector):
-    """The two-sided trajectory-feature detector alone (``method="mahalanobis"`` or ``"knn"``)."""
-
-    def __init__(self, bundle, *, method: str = "mahalanobis", **kwargs):
-        name = "features" if method == "mahalanobis" else "features_knn"
-        kwargs.setdefault("methods", (name,))
-        kwargs.setdefault("default", name)
-        super().__init__(bundle, **kwargs)
-        self.method = method

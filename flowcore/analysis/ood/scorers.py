@@ -6,6 +6,21 @@ score; :class:`FeatureScore` the two-sided trajectory-feature detector; :class:`
 the z-normalised combination of complementary scorers. ``METHODS`` /
 :func:`make_scorer` name every scorer :class:`flowcore.analysis.ood.OODDetector` can fit.
 Scores: higher = more OOD.
+
+Methods (``METHODS``):
+
+``trajectory``       the paper's score: mean over the trajectory (z_0 included, run to the stop)
+                     of the Euclidean distance to the nearest ID attractor.
+``features``         two-sided: Mahalanobis distance (Ledoit–Wolf) of the standardised
+                     log-features (steps, path length, ‖V(z_0)‖, distance to the ID attractors
+                     at start / mean / end, latent norm, reconstruction error, Mahalanobis
+                     distance of z_0 to the ID latents) from the ID ones.
+``features_knn``     the same features, mean distance to the 10 nearest ID feature vectors.
+``recon_error``, ``latent_norm``, ``latent_mahalanobis``, ``knn_kth50``, ``knn_mean50``,
+``knn_kth50_norm``   baselines (:mod:`flowcore.analysis.ood.baselines`).
+``combined``,        mean (``combined_max``: max) of the z-scores of ``features``, ``recon_error``,
+``combined_max``     ``knn_kth50_norm`` and ``latent_mahalanobis``, each standardised by its own
+                     ID fit scores (:class:`~flowcore.analysis.ood.scorers.CombinedScore`).
 """
 
 from __future__ import annotations
