@@ -146,3 +146,21 @@ def test_detector_bundle_copy_goes_through_bundle_checks(detector, tmp_path, cap
     shutil.move(det2 / "bundle" / "decoder.onnx", tmp_path / "decoder.onnx")
     os.symlink(tmp_path / "decoder.onnx", det2 / "bundle" / "decoder.onnx")
     _one_line(*_score(det2, detector, tmp_path, capsys), "symbolic link")
+
+
+def test_resave_without_bundle_copy_removes_only_its_own_old_copy(detector, tmp_path):
+    """save(copy_bundle=False) over a folder an earlier save(copy_bundle=True) wrote: the old bundle/ copy
+    (every file of it in the old checksums.json) goes, so no stale model sits beside a detector that names
+    the original; a bundle/ holding a file flowcore did not write is kept."""
+    det = OODDetector.load(detector / "det")
+    own = _det_copy(detector, tmp_path)
+    assert (own / "bundle").is_dir()
+    det.save(own, copy_bundle=False)
+    assert not (own / "bundle").exists()
+    meta = json.loads((own / "detector.json").read_text())
+    assert meta["bundle_dir"] is None
+    assert OODDetector.load(own).threshold_ == det.threshold_
+    mixed = _det_copy(detector, tmp_path / "mixed")
+    (mixed / "bundle" / "mine.txt").write_text("a user's file\n")
+    det.save(mixed, copy_bundle=False)
+    assert (mixed / "bundle" / "mine.txt").is_file() and (mixed / "bundle" / MANIFEST).is_file()

@@ -71,9 +71,30 @@ def save_detector(det: Any, path: str | os.PathLike, *, copy_bundle: bool = True
     path = Path(path)
     if path.exists() and not (path / "detector.json").is_file() and (not path.is_dir() or any(path.iterdir())):
         raise BadInputError(f"{path} exists and is not a flowcore detector folder; choose another --out")
+    stale = None if copy_bundle else _own_bundle_copy(path)
     with OutputFolder(path).staged() as tmp:
         write_detector(det, tmp, copy_bundle=copy_bundle, shown=path)
+    if stale is not None:  # the new detector.json names the original bundle: the old copy is no longer the detector's
+        shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+def _own_bundle_copy(path: Path) -> Path | None:
+    """``path/bundle`` when an earlier save of a detector wrote it there (every file in it is in that save's
+    ``checksums.json``), else None: a folder flowcore did not write is never removed."""
+    copy = path / "bundle"
+    if os.path.islink(copy) or not copy.is_dir():
+        return None
+    try:
+        sums = read_json(path / "checksums.json", max_bytes=_MAX_JSON, max_depth=2, error=BadInputError,
+                         what="checksums file")
+    except (BadInputError, OSError):
+        return None
+    ours = set(sums) if isinstance(sums, dict) else set()
+    inside = [p for p in copy.rglob("*")]
+    if any(p.is_symlink() or (p.is_file() and p.relative_to(path).as_posix() not in ours) for p in inside):
+        return None
+    return copy
 
 
 def write_detector(det: Any, folder: str | os.PathLike, *, copy_bundle: bool = True,
