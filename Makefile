@@ -21,6 +21,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(VENV)/bin/flowcore demo --out demo_out
+	$(PY) -m flowcore.report.demo demo_out/report --force   # the demo model's report; prints its path
 
 test: setup
 	$(VENV)/bin/lint-imports --no-cache --no-logo
@@ -38,6 +39,7 @@ bench: setup
 	$(PY) tools/bench_grouping.py --out bench_out
 	$(PY) tools/bench_import.py --out bench_out
 	$(PY) tools/bench_memory.py --out bench_out
+	$(PY) tools/bench_ray.py --out bench_out      # Ray on one node vs one process (docs/scaling.md)
 	$(PY) -m pytest -m slow
 
 clean:

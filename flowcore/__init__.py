@@ -19,14 +19,18 @@ name). Groups:
   start sets :func:`noise_starts`, :func:`data_starts`; the shipped demo model: :func:`demo_paths`
 - analyses: :func:`memorization_report` → :class:`MemorizationReport`; :func:`probe` →
   :class:`ProbeReport` (atoms: :func:`noise_dictionary`); :func:`contraction_ratio` → :class:`ContractionReport`;
-  :func:`contraction_seeds` → :class:`ContractionSeeds`;
+  :func:`contraction_seeds` → :class:`ContractionSeeds`; :func:`residual_norms` → :class:`ResidualReport`;
   :func:`checkpoint_metrics` → :class:`CheckpointMetrics`; :func:`null_levels`, :func:`rank_at_variance`
 - OOD: :class:`OODDetector`, :func:`evaluate` → :class:`OODReport`, :func:`ood_metrics`
+- scaling out on Ray (the ``ray`` extra, imported only when called): :func:`connect_ray`, :func:`iterate_ray`
+  (same results as :func:`iterate`), :func:`score_ray`, :class:`RayOptions`
+- one page per model: :func:`build_report` → :class:`Report`, :func:`render_html` (``flowcore report``)
 - errors and warnings: :class:`FlowcoreError` and its subclasses, :class:`FlowcoreWarning` (:class:`FlowcoreDeprecationWarning`)
 """
 
 from flowcore.analysis.checkpoints import CheckpointMetrics, checkpoint_metrics
 from flowcore.analysis.contraction import ContractionReport, ContractionSeeds, contraction_ratio, contraction_seeds
+from flowcore.analysis.residuals import ResidualReport, residual_norms
 from flowcore.analysis.levels import null_levels, rank_at_variance
 from flowcore.analysis.memorization import MemorizationReport, memorization_report
 from flowcore.analysis.ood import DEFAULT_METHOD, METHODS, OODDetector
@@ -36,6 +40,7 @@ from flowcore.analysis.probing import ProbeReport, noise_dictionary, probe
 from flowcore.bundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals, flush_subnormals
 from flowcore.data import demo_paths
+from flowcore.distributed import RayOptions, connect_ray, iterate_ray, score_ray
 from flowcore.dynamics import (
     CONVERGED,
     DIVERGED,
@@ -78,10 +83,18 @@ from flowcore.errors import (
 from flowcore.runtime import LatentMap
 from flowcore.runtime.fusion import fuse
 
+from flowcore.report import Report, build_report, render_html  # noqa: E402
 from flowcore._version import __version__  # noqa: E402  (one source, read by setuptools)
 
 __all__ = [
+    "build_report",
+    "render_html",
+    "Report",
     "STOP_RULES",
+    "RayOptions",
+    "connect_ray",
+    "iterate_ray",
+    "score_ray",
     "fuse",
     "flush_subnormals",
     "count_subnormals",
@@ -93,6 +106,7 @@ __all__ = [
     "CheckpointMetrics",
     "ContractionReport",
     "ContractionSeeds",
+    "ResidualReport",
     "DEFAULT_METHOD",
     "DIVERGED",
     "DataError",
@@ -123,6 +137,7 @@ __all__ = [
     "checkpoint_metrics",
     "contraction_ratio",
     "contraction_seeds",
+    "residual_norms",
     "data_starts",
     "demo_paths",
     "evaluate",

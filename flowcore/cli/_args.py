@@ -32,6 +32,7 @@ import sys
 from typing import Any, Sequence
 
 from flowcore.dynamics.trajectories import STOP_RULES
+from flowcore.errors import ParameterError
 
 __all__ = ["Parser", "UsageError", "RANGES", "MAX_COUNT", "MAX_SEED", "FloatRange", "IntRange", "number",
            "add_force", "add_resume", "add_progress", "progress_of", "add_stop_rule", "apply_preset", "add_engine", "check_relations",
@@ -136,6 +137,7 @@ RANGES: dict[str, FloatRange | IntRange] = {
     "--n-starts": COUNT,
     "--n-noise": COUNT,
     "--seeds": COUNT,  # contraction: seeds 0 .. S-1
+    "--steps": COUNT,  # residuals: applications of f per start
     # grouping: the per-metric range is checked by check_relations
     "--threshold": FloatRange(),
     # stability, field
@@ -150,6 +152,7 @@ RANGES: dict[str, FloatRange | IntRange] = {
     "--rtol": FloatRange(0.0, None, lo_open=True),
     # runtime
     "--threads": IntRange(0, MAX_THREADS),
+    "--ray-actors": COUNT,  # flowcore.cli._ray
 }
 
 #: cross-flag ranges: the --threshold of each --metric (GroupByCosine / GroupByDistance's own rules)
@@ -223,6 +226,16 @@ def progress_of(args: argparse.Namespace) -> bool | None:
     if forced is not None:
         return bool(forced)
     return False if getattr(args, "quiet", False) else None
+
+
+def atoms_of(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """``--atoms 8,16,32`` as a tuple of ints (None when not given); other text is bad input (exit 3)."""
+    if not getattr(args, "atoms", None):
+        return None
+    try:
+        return tuple(int(a) for a in args.atoms.split(","))
+    except ValueError:
+        raise ParameterError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

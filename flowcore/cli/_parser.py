@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 
 from flowcore._version import __version__
 from flowcore.cli._args import Parser, add_force, add_progress, add_resume, add_stop_rule, number
+from flowcore.cli._ray import add_ray
 
 __all__ = ["Command", "make_parser", "common", "EPILOG", "add_info", "add_trajectories", "add_attractors",
            "add_stability", "add_demo", "add_doctor"]
@@ -134,6 +135,7 @@ def add_trajectories(p: argparse.ArgumentParser, common: Callable[[argparse.Argu
     _starts_args(p)
     number(p, "--record-every", default=None,
            help="store the path every S steps, in trajectories.npz (default: endpoints only)")
+    add_ray(p)
     common(p)
 
 
@@ -142,6 +144,7 @@ def add_attractors(p: argparse.ArgumentParser, common: Callable[[argparse.Argume
     p.add_argument("bundle", help=BUNDLE_HELP)
     _starts_args(p)
     _grouping_args(p)
+    add_ray(p)
     common(p)
 
 

@@ -30,7 +30,7 @@ from flowcore.analysis.contraction import contraction_seeds
 from flowcore.dynamics.field import FieldGrid
 from flowcore.dynamics.field_map import FieldMap, field_map
 from flowcore.plots import basin_map, curves, decoded_grid, field_plot, save_figure, steps_heatmap
-from flowcore.cli._args import add_engine, add_force, add_progress, add_stop_rule, number, progress_of
+from flowcore.cli._args import add_engine, add_force, add_progress, add_stop_rule, atoms_of, number, progress_of
 
 __all__ = ["add_memorization", "add_dynamics", "add_probe", "add_field", "add_contraction", "run_memorization",
            "run_dynamics", "run_probe", "run_field", "run_contraction"]
@@ -226,12 +226,7 @@ def run_dynamics(args, out, emit) -> int:
 
 def run_probe(args, out, emit) -> int:
     dest = out_folder(args, "probe", writes=(*ProbeReport.files(), "probe.csv"))
-    atoms = None
-    if args.atoms:
-        try:
-            atoms = tuple(int(a) for a in args.atoms.split(","))
-        except ValueError:
-            raise ParameterError(f"--atoms {args.atoms!r}: expected comma-separated integers") from None
+    atoms = atoms_of(args)
     with warnings.catch_warnings(record=True) as caught:  # capped rows: a "warning:" line in the summary
         warnings.simplefilter("always", ProbeDictionaryWarning)
         rep = probe(_map(args), load_array(args.heldout), load_array(args.train), atoms=atoms, seed=args.seed,

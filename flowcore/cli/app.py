@@ -42,7 +42,8 @@ from flowcore._version import __version__
 from flowcore.errors import DataError, FlowcoreError
 from flowcore.io import atomic_write_json, to_jsonable
 from flowcore.cli._out import out_folder, rows_bytes
-from flowcore.cli import analysis, export, ood
+from flowcore.cli import analysis, export, ood, report as report_cmd
+from flowcore.cli import residuals as residuals_cmd
 from flowcore.runtime.latent_map import LatentMap
 from flowcore.dynamics.starts import open_start_source
 from flowcore.dynamics.checkpointing import RunCheckpoint, chunk_rows, file_identity
@@ -57,6 +58,7 @@ from flowcore.dynamics.stability import Stability, rate_check, stability
 from flowcore.runtime.doctor import diagnose, format_report
 from flowcore.cli.demo import run_demo
 from flowcore.cli._args import UsageError, progress_of
+from flowcore.cli._ray import ray_iterate
 from flowcore.cli._parser import (Command, add_attractors, add_demo, add_doctor, add_info, add_stability,
                                   add_trajectories, make_parser)
 from flowcore.cli._guard import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, debug, framework_logs, report
@@ -101,18 +103,28 @@ def _checkpoint(args, lmap, start: dict[str, Any], command: str) -> RunCheckpoin
 
 def _iterate(args, lmap, z0, ckpt: RunCheckpoint | None = None):
     size = chunk_rows(args.batch_size)  # chunks of starts, each its own pass, with or without --out
-    return iterate(lmap, z0, tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size,
-                   norm_limit=args.norm_limit, record_every=getattr(args, "record_every", None),
-                   progress=progress_of(args),
-                   options=IterateOptions(engine=args.engine, chunk_size=size,
-                                          checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None))
+    options = IterateOptions(engine=args.engine, chunk_size=size,
+                             checkpoint=ckpt.stage("trajectories", size) if ckpt is not None else None)
+    kwargs = dict(tol=args.tol, max_steps=args.max_steps, batch_size=args.batch_size, norm_limit=args.norm_limit,
+                  record_every=getattr(args, "record_every", None), options=options)
+    if getattr(args, "ray", None):  # the same chunks on Ray actors (flowcore.cli._ray)
+        return ray_iterate(args, lmap, z0, **kwargs)
+    return iterate(lmap, z0, progress=progress_of(args), **kwargs)
 
 
 def _traj_text(s: dict[str, Any]) -> str:
     med = s["median_steps_converged"]
     return (f"starts {s['n_starts']}: converged {s['converged']}, max_steps {s['max_steps']}, "
             f"diverged {s['diverged']}; median steps (converged) {med if med is not None else '-'} "
-            f"[tol {s['settings']['tol']:g}, max_steps {s['settings']['max_steps']}]")
+            f"[tol {s['settings']['tol']:g}, max_steps {s['settings']['max_steps']}]" + _ray_text(s['settings']))
+
+
+def _ray_text(settings: dict[str, Any]) -> str:
+    ray = settings.get("ray")  # a --ray run (flowcore.cli._ray)
+    if not ray:
+        return ""
+    return (f"\non Ray ({ray.get('address', '?')}): {ray['chunks_run']} chunks of {ray['chunk_size']} run on "
+            f"{len(ray['actors'])} actors, {ray['chunks_resumed']} read back")
 
 
 def _attr_text(a: dict[str, Any]) -> str:
@@ -274,6 +286,10 @@ COMMANDS: dict[str, Command] = {
                      analysis.add_field, analysis.run_field),
     "contraction": Command("σ_out / σ_in of one application of f to N(0, I) latents, over seeds",
                            analysis.add_contraction, analysis.run_contraction),
+    "residuals": Command("per-step ‖z_{t+1} − z_t‖ and ‖z_t‖ (median, quartiles) and their figure",
+                         residuals_cmd.add_residuals, residuals_cmd.run_residuals),
+    "report": Command("one self-contained HTML page for a model (all analyses, tested in a browser)",
+                      report_cmd.add_report, report_cmd.run_report),
     "doctor": Command("report the ONNX Runtime build, providers and conflicts; run a tiny graph on each",
                       add_doctor, _cmd_doctor),
 }

@@ -24,6 +24,7 @@ from flowcore.analysis.ood.evaluation import evaluate
 from flowcore.analysis.ood.report import OODReport
 from flowcore.plots.ood import write_report_into
 from flowcore.cli._args import add_force, add_progress, add_resume, add_stop_rule, number, progress_of
+from flowcore.cli._ray import add_ray, ray_score
 
 __all__ = ["add_parser", "run", "COMMANDS"]
 
@@ -74,6 +75,7 @@ def add_parser(p, common) -> None:
     s.add_argument("--method", default=None, help="method (default: the detector's default)")
     s.add_argument("--all-methods", action="store_true",
                    help="add one score column per fitted method (default: the chosen method's only)")
+    add_ray(s)
     add_force(s)
     add_progress(s)
     common(s)
@@ -169,7 +171,10 @@ def _cmd_score(args, out, emit) -> int:
     x = _inputs(det, args.data)
     dest.check(nbytes=len(x) * 28 * (len(det.methods) + 2 if args.all_methods else 3))
     method = det._method(args.method)
-    if args.all_methods:
+    ray_info = None
+    if getattr(args, "ray", None):  # the same scores, chunk by chunk on Ray actors (flowcore.cli._ray)
+        scores, ray_info = ray_score(args, det, x, method=method, all_methods=args.all_methods)
+    elif args.all_methods:
         scores = det.score_all(x)
     else:
         scores = {method: det.decision_function(x, method=method)}
@@ -184,9 +189,12 @@ def _cmd_score(args, out, emit) -> int:
     dest.write_text(buf.getvalue())
     summary = {"n": len(main), "method": method, "threshold": det.thresholds_[method], "n_ood": int(pred.sum()),
                "written": args.out, "score_direction": "higher = more OOD"}
+    if ray_info is not None:
+        summary["ray"] = ray_info
     emit(out, summary, args.json,
          f"scored {len(main)} samples with {method}: {int(pred.sum())} above the threshold "
-         f"{det.thresholds_[method]:.6g} (predicted OOD); written {args.out}")
+         f"{det.thresholds_[method]:.6g} (predicted OOD); written {args.out}"
+         + (f" (on Ray: {ray_info['chunks']} chunks on {len(ray_info['actors'])} actors)" if ray_info else ""))
     return 0
 
 

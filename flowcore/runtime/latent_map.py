@@ -99,7 +99,32 @@ class LatentMap:
         intra_op_num_threads: int | None = None,
         flush_subnormals: bool = True,
     ) -> "LatentMap":
-        """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode)."""
+        """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode).
+
+        Use it for any latent self-map that is not an encoder/decoder pair in a bundle, e.g. a frozen
+        encoder composed with a surrogate decoder (the paper's App. B.8): build one ONNX graph of
+        f = E ∘ D, e.g. ``onnx.compose.merge_models(decoder, encoder, io_map=[("x_hat", "x")])``.
+
+        Parameters
+        ----------
+        model : onnx.ModelProto or path-like
+            One input of shape (N, *s) and one output of the same static shape s (N dynamic), float32.
+        input_name, output_name : str, optional
+            Which input/output when the graph has several (default: the only one).
+        providers, session_options, intra_op_num_threads, flush_subnormals
+            As for :class:`LatentMap`.
+
+        Returns
+        -------
+        LatentMap
+            ``latent_shape == s``; ``bundle`` and ``input_shape`` are None, so ``encode``/``decode``
+            are unavailable; :func:`flowcore.iterate` and the other dynamics work as usual.
+
+        Raises
+        ------
+        BundleError
+            Not a readable ONNX model, or its input and output shapes differ.
+        """
         import onnx  # lazy: import cost (onnx ~0.15 s); import flowcore needs no ONNX
 
         if not isinstance(model, onnx.ModelProto):

@@ -11,9 +11,11 @@ is named as such and refused); :func:`load_split` cuts one saved flat ``nn.Seque
 encoder and decoder. :func:`parity` repeats the parity check on any inputs (the comparison itself is the core's
 :meth:`flowcore.runtime.latent_map.LatentMap.parity`; this package only produces torch outputs).
 :mod:`flowcore_torch.recipes` holds the digits demo model and its training recipe (import it
-explicitly). Importing this package imports torch and onnx and does nothing else.
+explicitly). :mod:`flowcore_torch.foundation` wraps diffusers ``AutoencoderKL`` and transformers
+``ViTMAEForPreTraining`` (the ``foundation`` extra, imported only when a model is loaded from a folder). Importing this package imports torch and onnx and does nothing else.
 """
 
+from . import foundation
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
 from ._load import SUFFIXES, load_model
 from ._parity import parity, relative_error
@@ -21,4 +23,4 @@ from ._split import load_split
 
 __version__ = "0.1.0"
 
-__all__ = ["export", "load_model", "load_split", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
+__all__ = ["foundation", "export", "load_model", "load_split", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
