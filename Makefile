@@ -40,6 +40,7 @@ bench: setup
 	$(PY) tools/bench_import.py --out bench_out
 	$(PY) tools/bench_memory.py --out bench_out
 	$(PY) tools/bench_ray.py --out bench_out      # Ray on one node vs one process (docs/scaling.md)
+	$(PY) tools/bench_taef2.py --out bench_out    # TAEF2 (needs ../shared/models/taef2): flowcore vs bare session.run
 	$(PY) -m pytest -m slow
 
 clean:

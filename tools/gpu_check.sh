@@ -14,8 +14,10 @@
 #      onnxruntime, which hides the CUDA provider), links numpy / onnx / numba / pytest / torch ...
 #      from this machine's python3 into it (tools/_gpu_venv.py: nothing is downloaded), removes
 #      any onnxruntime, installs the GPU wheel and flowcore from this tree with --no-deps;
-#   3. runs `flowcore doctor --json --bundle <demo>`, the `cuda`-marked tests, and the GPU rows of
-#      the benchmark (`tools/bench_engines.py --device cuda --quick`, when that script exists);
+#   3. runs `flowcore doctor --json --bundle <demo>`, the `cuda`-marked tests, the GPU rows of
+#      the benchmark (`tools/bench_engines.py --device cuda --quick`, when that script exists) and,
+#      with an exported TAEF2 bundle carried ($GPU_CHECK_TAEF2/taef2_256), the paper-scale TAEF2 run
+#      (`tools/bench_taef2.py --device cuda --sizes 256 --foundation`);
 #   4. writes everything under $OUT (./gpu_out when OUT is unset): results.json (summary),
 #      doctor.json, pytest_cuda.log, bench.log, bench/, gpu_check.log.
 # Every stage runs under `timeout`, inside one budget (GPU_CHECK_BUDGET seconds, default 280).
@@ -180,6 +182,20 @@ if [[ -f tools/bench_engines.py ]]; then
 else
   say "[bench] tools/bench_engines.py is not in this tree: no GPU benchmark rows"
   record bench skipped 0 gpu_check.log
+fi
+
+# the paper-scale run: TAEF2 at 256² (k = 32,768) on CUDA, from a bundle exported on a CPU machine and carried
+# (python tools/bench_taef2.py --sizes 256 --starts 1 --steps 1 --repeats 1 --out taef2_cache; the venv here has
+# neither torch's ONNX exporter nor the weights). GPU_CHECK_TAEF2 names the folder holding taef2_256/.
+TAEF2_CACHE="${GPU_CHECK_TAEF2:-$ROOT/taef2_cache}"
+if [[ -f "$TAEF2_CACHE/taef2_256/flow.json" ]]; then
+  mkdir -p "$OUTDIR/taef2" && cp -r "$TAEF2_CACHE/taef2_256" "$WORK/taef2_256"
+  stage taef2 120 "$OUTDIR/taef2.log" "$VPY" tools/bench_taef2.py --device cuda --sizes 256 --starts 32 --steps 20 \
+    --repeats 2 --foundation --out "$WORK"
+  cp "$WORK/bench_taef2.json" "$OUTDIR/taef2/" 2>/dev/null || true
+else
+  say "[taef2] no exported TAEF2 bundle at $TAEF2_CACHE/taef2_256 (see tools/gpu_check.md): not run"
+  record taef2 skipped 0 gpu_check.log
 fi
 
 # exit 0 when every stage that ran passed
