@@ -231,7 +231,13 @@ def page(res: dict, cfg: dict, command: str) -> str:
          "here, depending on load; `tools/bench_taef2.py`): the paper's foundation rule (tol 1e-5, 500 steps) is "
          "kept for the tolerance, with the step budgets stated in each section. The 256² run at the paper's scale "
          "is `tools/gpu_check.sh`'s `taef2` stage.",
-         "", "## What holds and what does not", ""]
+         ""]
+    if cfg["n_traj"] == QUICK["n_traj"]:
+        L += ["**This page is a `--quick` run** (tiny sizes: a few starts and steps, 2 probing seeds, 16 noise "
+              "starts): every number below is a smoke-run number, not the study. The full sizes (`FULL` in the "
+              "script: 3 seeds, 128 noise starts, 64 starts per set) need about 40 minutes of 2 quiet CPU cores, "
+              "which the session that wrote this page did not have.", ""]
+    L += ["## What holds and what does not", ""]
     photo, noise = tr["sets"]["photo crops"], tr["sets"]["N(0, I) latents"]
     conv = photo["converged"] + noise["converged"]
     L.append(f"- **Convergence**: {conv} of {photo['n'] + noise['n']} starts met tol {tr['tol']:g} within "
