@@ -201,6 +201,10 @@ def test_decoded_grid_alone_and_errors():
         plots.decoded_grid(dec, dec, np.ones(3))
     with pytest.raises(DataError):
         plots.decoded_grid(np.zeros((2, 7, 7, 7)))
+    labelled, text2 = plots.decoded_grid(dec, ncols=4, labels=[f"t = {i}" for i in range(10)])
+    assert labelled.startswith(PNG) and labelled != png and text2 == text  # captions change the picture, not the data
+    with pytest.raises(DataError, match="labels"):
+        plots.decoded_grid(dec, labels=["one"])
 
 
 def test_curves_roundtrip_two_axes_and_logx():

@@ -28,9 +28,9 @@ def test_quick_study_writes_the_page(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     page = (docs / "real-models.md").read_text()
     for heading in ("## a. Trajectories", "## b. Data-free probing", "## c. OOD on real images",
-                    "## d. Residual-norm diagnostic", "## e. A pretrained encoder"):
+                    "## d. Residual-norm diagnostic", "## e. One photo at the paper's scale", "## f. A pretrained encoder"):
         assert heading in page
-    for fig in ("real_taef2_endpoints.png", "real_residuals.png"):
+    for fig in ("real_taef2_endpoints.png", "real_residuals.png", "real_photo256.png", "real_photo256_norms.png"):
         assert (docs / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ood_rows = [line for line in page.splitlines() if line.startswith("| trajectory |")]
     assert ood_rows and all(re.search(r"\d+\.\d", cell) for cell in ood_rows[0].split("|")[2:-1])

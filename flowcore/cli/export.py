@@ -40,7 +40,7 @@ _TF_SUFFIXES = {".keras", ".h5"}
 def add_parser(p, common) -> None:
     """Declare the flags of ``flowcore export`` on its parser ``p`` (entry ``export`` of ``app.COMMANDS``)."""
     src = p.add_argument_group("model (either --encoder and --decoder, or --autoencoder with part names "
-                                "or --split-at)")
+                                "or --split-at, or --pretrained)")
     src.add_argument("--encoder", help="encoder file: .pt2, .pt (TorchScript), .keras, or a SavedModel folder "
                                       "(required with --decoder unless --autoencoder is given)")
     src.add_argument("--decoder", help="decoder file, same kinds as --encoder (required with --encoder)")
@@ -48,6 +48,10 @@ def add_parser(p, common) -> None:
                                           "(required unless --encoder and --decoder are given)")
     src.add_argument("--encoder-part", default="encoder", help="attribute/layer name of the encoder (default encoder)")
     src.add_argument("--decoder-part", default="decoder", help="attribute/layer name of the decoder (default decoder)")
+    src.add_argument("--pretrained", metavar="KIND=FOLDER", default=None,
+                     help="a pretrained autoencoder read from a local weights folder, KIND one of taef2, "
+                          "autoencoder-kl, autoencoder-kl-scaled, vit-mae (torch adapter; the last three need "
+                          "flowcore-torch[foundation]); needs --example with real inputs in the model's range")
     src.add_argument("--split-at", metavar="LAYER", default=None,
                      help="cut a flat --autoencoder (Keras Sequential or chain, torch nn.Sequential) after LAYER "
                           "(name or index): encoder = the layers up to and including LAYER, decoder = the rest "
@@ -128,9 +132,42 @@ def _key(value: str | None) -> Any:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
+def _pretrained(args) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(adapter, encoder, decoder, export kwargs) for ``--pretrained KIND=FOLDER`` (always the torch adapter)."""
+    if args.encoder or args.decoder or args.autoencoder or args.split_at is not None:
+        raise ParameterError("--pretrained names the whole model; it does not go with --encoder/--decoder, "
+                             "--autoencoder or --split-at")
+    kind, sep, folder = args.pretrained.partition("=")
+    if not sep or not kind or not folder:
+        raise ParameterError(f"--pretrained takes KIND=FOLDER (e.g. taef2=models/taef2), got {args.pretrained!r}")
+    if not args.example:
+        raise ParameterError("--pretrained needs --example: real inputs in the model's range (pretrained weights "
+                             "declare no input shape, and parity on random inputs says little about real ones)")
+    if args.framework not in ("auto", "torch"):
+        raise ParameterError("--pretrained models are torch models (the torch adapter builds them)")
+    adapter = load_adapter("torch")
+    kinds = getattr(adapter, "PRETRAINED_KINDS", None)
+    if kinds is None:
+        raise BackendError("this flowcore-torch has no pretrained loaders: upgrade flowcore-torch")
+    if kind not in kinds:
+        raise ParameterError(f"--pretrained: unknown kind {kind!r}; choose from {', '.join(kinds)}")
+    try:
+        enc, dec = adapter.load_pretrained(kind, folder)
+    except FileNotFoundError as exc:
+        raise ExportError(str(exc).strip()) from None
+    except ImportError as exc:
+        raise BackendError(f"--pretrained {kind} needs {exc.name or 'its libraries'}: pip install "
+                           "'flowcore-torch[foundation]'") from None
+    except (ValueError, OSError, RuntimeError) as exc:  # weights that do not fit, unreadable folders
+        raise ExportError(f"--pretrained {kind}={folder}: {str(exc).strip().splitlines()[0][:300]}") from None
+    return adapter, enc, dec, {"preprocessing": kinds[kind], "notes": f"pretrained {kind} from {folder}"}
+
+
 def run(args, out, emit) -> int:
     from flowcore.io import load_array  # noqa: PLC0415
 
+    if args.pretrained:
+        return _run_pretrained(args, out, emit, load_array)
     if args.autoencoder:
         if args.encoder or args.decoder:
             raise ParameterError("give either --autoencoder or --encoder/--decoder, not both")
@@ -167,14 +204,35 @@ def run(args, out, emit) -> int:
         if example_for is None:
             raise ParameterError(f"{framework} models carry no input shape: pass --example data.npz with real inputs")
         example = example_for(enc)
-    kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check, rtol=args.rtol)
+    return _write(args, out, emit, dest, adapter, enc, dec, example, framework, {})
+
+
+def _run_pretrained(args, out, emit, load_array) -> int:
+    if (Path(args.out) / "flow.json").is_file() and not force(args):
+        raise OutputError(f"{args.out} already holds a FlowBundle; pass --force to replace it (only the bundle's "
+                          "files are replaced) or choose another --out")
+    adapter, enc, dec, extra = _pretrained(args)
+    example = load_array(args.example)
+    if example.dtype != np.float32:
+        example = example.astype(np.float32)
+    folder = args.pretrained.partition("=")[2]
+    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out),
+                      nbytes=2 * tree_bytes(folder, args.example))
+    return _write(args, out, emit, dest, adapter, enc, dec, example, "torch", extra)
+
+
+def _write(args, out, emit, dest, adapter, enc, dec, example, framework: str, extra: dict[str, Any]) -> int:
+    """Export into ``dest``'s staging folder (the bundle appears only when export and parity pass) and report."""
+    kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check, rtol=args.rtol,
+                                  **extra)
     if args.opset is not None:
         kwargs["opset"] = args.opset
     with dest.staged(prune=True) as tmp:  # the bundle's files replace an earlier bundle's; other files are kept
         adapter.export(enc, dec, example, tmp, overwrite=True, **kwargs)  # tmp is empty: the adapter fills it
     info = FlowBundle.load(args.out).summary()
+    what = f"pretrained {args.pretrained.partition('=')[0]}" if args.pretrained else framework
     emit(out, info, args.json,
-         f"exported {framework} model to {args.out}: input {tuple(info['input_shape'])}, latent "
+         f"exported {what} model to {args.out}: input {tuple(info['input_shape'])}, latent "
          f"{tuple(info['latent_shape'])}, opset {info['encoder'].get('opset')}; parity "
          f"{'checked' if not args.no_check else 'NOT checked'} (rtol {args.rtol:g})")
     return 0

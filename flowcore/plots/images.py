@@ -48,7 +48,7 @@ def _display(img: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, title: str = "",
-                 ncols: int | None = None) -> tuple[bytes, str]:
+                 ncols: int | None = None, labels: Any = None) -> tuple[bytes, str]:
     """Image grid of decoded attractors, each beside its nearest training image.
 
     Parameters
@@ -66,6 +66,8 @@ def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, titl
         Figure title.
     ncols : int, optional
         Attractors per row (default 8 alone, 4 pairs with ``nearest``).
+    labels : sequence of K str, optional
+        Caption of each decoded image (default ``attr i``); the cosine, if given, is appended.
 
     Returns
     -------
@@ -95,6 +97,10 @@ def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, titl
         cos = np.asarray(cosines, np.float64).reshape(-1)
         if cos.shape != (K,):
             raise DataError(f"cosines must have shape ({K},); got {np.asarray(cosines).shape}")
+    if labels is not None:
+        labels = [str(v) for v in labels]
+        if len(labels) != K:
+            raise DataError(f"labels must hold {K} captions, one per decoded image; got {len(labels)}")
     if ncols is None:
         ncols = 8 if near is None else 4
     if ncols < 1:
@@ -113,7 +119,8 @@ def decoded_grid(decoded: Any, nearest: Any = None, cosines: Any = None, *, titl
         ax.set_axis_off()
     for i in range(K):
         r, col = divmod(i, c)
-        pairs = [(imgs_d[i], f"attr {i}" if cos is None else f"attr {i}  cos {cos[i]:.3f}")]
+        name = labels[i] if labels is not None else f"attr {i}"
+        pairs = [(imgs_d[i], name if cos is None else f"{name}  cos {cos[i]:.3f}")]
         if imgs_n is not None:
             pairs.append((imgs_n[i], "nearest"))
         for p, (img, label) in enumerate(pairs):

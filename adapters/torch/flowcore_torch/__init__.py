@@ -12,15 +12,19 @@ encoder and decoder. :func:`parity` repeats the parity check on any inputs (the 
 :meth:`flowcore.runtime.latent_map.LatentMap.parity`; this package only produces torch outputs).
 :mod:`flowcore_torch.recipes` holds the digits demo model and its training recipe (import it
 explicitly). :mod:`flowcore_torch.foundation` wraps diffusers ``AutoencoderKL`` and transformers
-``ViTMAEForPreTraining`` (the ``foundation`` extra, imported only when a model is loaded from a folder). Importing this package imports torch and onnx and does nothing else.
+``ViTMAEForPreTraining`` (the ``foundation`` extra, imported only when a model is loaded from a folder);
+:func:`load_pretrained` names TAEF2 and those two by kind and reads them from a local folder
+(``flowcore export --pretrained KIND=FOLDER``). Importing this package imports torch and onnx and does nothing else.
 """
 
 from . import foundation
 from ._export import EXPORTER, INPUT_NAME, LATENT_NAME, OUTPUT_NAME, export
 from ._load import SUFFIXES, load_model
 from ._parity import parity, relative_error
+from ._pretrained import KINDS as PRETRAINED_KINDS
+from ._pretrained import load_pretrained
 from ._split import load_split
 
 __version__ = "0.1.0"
 
-__all__ = ["foundation", "export", "load_model", "load_split", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]
+__all__ = ["foundation", "export", "load_model", "load_split", "load_pretrained", "PRETRAINED_KINDS", "SUFFIXES", "parity", "relative_error", "EXPORTER", "INPUT_NAME", "LATENT_NAME", "OUTPUT_NAME"]

@@ -29,6 +29,7 @@ ViTMAEForPreTraining (mask ratio 0; tokens are the latents):
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -49,10 +50,11 @@ def _load(model: Any, loader: str):
             from diffusers import AutoencoderKL  # noqa: PLC0415  (foundation extra)
 
             sub = os.path.join(model, "vae")
-            return AutoencoderKL.from_pretrained(sub if os.path.isdir(sub) else model, local_files_only=True)
+            return AutoencoderKL.from_pretrained(sub if os.path.isdir(sub) else model, local_files_only=True,
+                                                 use_safetensors=True)
         from transformers import ViTMAEForPreTraining  # noqa: PLC0415  (foundation extra)
 
-        return ViTMAEForPreTraining.from_pretrained(model, local_files_only=True)
+        return ViTMAEForPreTraining.from_pretrained(model, local_files_only=True, use_safetensors=True)
     return model
 
 
@@ -126,12 +128,15 @@ def vitmae(model_or_path: Any) -> tuple[MAEEncoder, MAEDecoder]:
     """(encoder, decoder) of a transformers ``ViTMAEForPreTraining`` with mask ratio 0 (model or local folder).
 
     Raises ValueError for ``config.norm_pix_loss=True`` (its decoder outputs per-patch normalised
-    pixels, not an image; see the module docstring).
+    pixels, not an image; see the module docstring). A model passed in is copied before its mask
+    ratio is set to 0, so the caller's model is left as it was. Folders are read with safetensors only.
     """
     model = _load(model_or_path, "mae")
     if getattr(model.config, "norm_pix_loss", False):
         raise ValueError("norm_pix_loss=True: the decoder predicts per-patch normalised pixels, not images; "
                          "E(D(z)) is not this model's autoencoder map (refused)")
+    if model is model_or_path:  # a caller's model keeps its own mask ratio: set it on a copy
+        model = copy.deepcopy(model)
     model.config.mask_ratio = 0.0
     model.vit.embeddings.config.mask_ratio = 0.0
     model = model.train(False)
