@@ -69,3 +69,10 @@ def test_bundle_reconstructs_real_photos(taef2, tmp_path):
     assert lmap.input_shape == (3, 128, 128) and lmap.latent_shape == (32, 16, 16)
     psnr = _psnr(lmap.decode(lmap.encode(x)), x)
     assert psnr.min() >= 25.0, psnr  # measured: 27.1 / 29.6 / 30.8 dB at 128² (29.7 / 29.5 / 32.7 at 256², in torch)
+    # a real model's activations set the rows in flight: ~3 live 64-channel maps of 128² per row (12.6 MB),
+    # so the 2 GiB default budget runs ~136 rows at once instead of the 4,096 asked for
+    from flowcore.runtime.activation_memory import row_bytes  # noqa: PLC0415
+
+    per_row = row_bytes(lmap.fused_model)
+    assert 64 * 128 * 128 * 4 <= per_row <= 8 * 64 * 128 * 128 * 4, per_row
+    assert 16 <= lmap.max_rows() <= 400 and lmap.rows_in_flight(4096) == lmap.max_rows()

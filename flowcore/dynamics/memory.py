@@ -6,66 +6,20 @@ the feature columns when asked for, and the recorded paths. :func:`result_bytes`
 size and :func:`check_result_memory` refuses, before anything is allocated, a run whose results
 alone cannot fit in the memory available now.
 
-Available memory is ``MemAvailable`` of ``/proc/meminfo`` on Linux (what the kernel can hand out
-without swapping: free memory plus reclaimable caches), lowered to the room left under a cgroup
-memory limit where one is set (a container: v2 ``memory.max − memory.current``, v1
-``memory.limit_in_bytes − memory.usage_in_bytes``); elsewhere ``os.sysconf`` gives the free
-physical pages (``SC_AVPHYS_PAGES`` × ``SC_PAGE_SIZE``), a smaller, safe figure. Where neither is
-known the check is skipped. psutil is not a dependency.
+Available memory is :func:`flowcore.runtime.host_memory.available_memory` (``MemAvailable``, lowered
+to the room under a cgroup limit); where it is not known the check is skipped.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from flowcore.errors import ParameterError
+from flowcore.runtime.host_memory import available_memory  # re-exported: where the checks read it
 
 __all__ = ["available_memory", "result_bytes", "check_result_memory", "format_bytes"]
 
 _FEATURE_COLUMNS, _DISTANCE_COLUMNS = 6, 5
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now, or None where it cannot be read.
-
-    Returns
-    -------
-    int or None
-        ``MemAvailable`` (Linux ``/proc/meminfo``), else free physical pages × page size.
-    """
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    room = _cgroup_room()
-                    return avail if room is None else min(avail, room)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as fh:
-            text = fh.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None  # "max" (v2, no limit) reads as None
-
-
-def _cgroup_room() -> int | None:
-    """Bytes left under this process's cgroup memory limit, or None where no limit is set."""
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        lim, used = _read_int(limit), _read_int(usage)
-        if lim is not None and used is not None and lim < 1 << 60:  # v1 reports "no limit" as ~2**63
-            return max(lim - used, 0)
-    return None
 
 
 def result_bytes(n: int, latent_shape: Sequence[int], *, keep_starts: bool = True, record_every: int | None = None,

@@ -194,7 +194,10 @@ def iterate(
         Most applications of f per row; a row still moving then ends ``max_steps``.
     batch_size : int, default 4096
         Rows in flight at once. Finished rows leave and fresh starts refill the batch, so peak
-        memory is O(batch_size · k) beyond the N-row results, whatever N is.
+        memory is O(batch_size · k) beyond the N-row results, whatever N is. A
+        :class:`~flowcore.runtime.latent_map.LatentMap` lowers it to its :meth:`max_rows` (the rows
+        whose activations fit its ``activation_budget``; e.g. 34 for TAEF2 at 256²):
+        ``settings["batch_size"]`` is the number used, ``settings["batch_size_asked"]`` the one given.
     norm_limit : float, default 1e8
         A row whose ``‖z_t‖`` exceeds this (or becomes NaN/Inf) ends ``diverged``.
     record_every : int, optional
@@ -256,6 +259,10 @@ def iterate(
     check_result_memory(n, shape, keep_starts=given is None, record_every=every or None, features=with_features,
                         reference=reference is not None)
     max_steps, batch_size = int(max_steps), int(batch_size)
+    asked = batch_size
+    in_flight = getattr(lmap, "rows_in_flight", None)  # a LatentMap caps rows by activation memory
+    if in_flight is not None:
+        batch_size = in_flight(batch_size)
     cfg = PassSettings(np.float32(tol), np.float32(min(float(norm_limit) ** 2, np.finfo(np.float32).max)),
                         max_steps, batch_size, every)
     if with_features:
@@ -324,6 +331,8 @@ def iterate(
     sub = getattr(lmap, "subnormals", None)
     if isinstance(sub, dict) and "fused" in sub:  # the map iterated: subnormal weights found / flushed
         settings["subnormal_weights"] = {"count": sub["fused"]["count"], "flushed": sub["fused"]["flushed"]}
+    if batch_size != asked:  # lowered to fit the activation budget (LatentMap.max_rows)
+        settings["batch_size_asked"] = asked
     if chunk_size is not None:
         settings["chunk_size"] = int(chunk_size)
     if with_features:

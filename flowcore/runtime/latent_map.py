@@ -19,7 +19,8 @@ import numpy as np
 
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals
-from flowcore.errors import BackendError, BundleError
+from flowcore.errors import BackendError, BundleError, ParameterError
+from flowcore.runtime.host_memory import available_memory
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
 from flowcore.runtime._arrays import coerce as _coerce
@@ -58,6 +59,12 @@ class LatentMap:
         then sets flush-to-zero / denormals-are-zero on the threads that run graphs, the calling
         thread included, and it stays set there (NumPy in that thread then treats subnormal
         floats as zero). Pass your own ``session_options`` to avoid that.
+    activation_budget : int, "auto" or None, default "auto"
+        Bytes of intermediate tensors allowed in flight at once. Every batched call (``encode``,
+        ``decode``, ``f``, :func:`flowcore.iterate`) runs at most :meth:`max_rows` rows per
+        ``session.run``, from each graph's activation memory per row
+        (:mod:`flowcore.runtime.activation_memory`). ``"auto"``: 2 GiB, or a quarter of the memory
+        available when that is less. None: no cap (the batch sizes asked for are used as given).
 
     Examples
     --------
@@ -74,6 +81,7 @@ class LatentMap:
         session_options: Any = None,
         intra_op_num_threads: int | None = None,
         flush_subnormals: bool = True,
+        activation_budget: int | str | None = "auto",
     ) -> None:
         if not isinstance(bundle, FlowBundle):
             bundle = FlowBundle.load(bundle)
@@ -86,6 +94,8 @@ class LatentMap:
         self._fused_run = None
         self._flush = bool(flush_subnormals)
         self._subnormals: dict[str, dict[str, Any]] = {}
+        self._budget = _check_budget(activation_budget)
+        self._max_rows: dict[str, int | None] = {}
 
     @classmethod
     def from_graph(
@@ -98,6 +108,7 @@ class LatentMap:
         session_options: Any = None,
         intra_op_num_threads: int | None = None,
         flush_subnormals: bool = True,
+        activation_budget: int | str | None = "auto",
     ) -> "LatentMap":
         """A LatentMap from one latent→latent graph ``(N, *s) -> (N, *s)`` (no encode/decode).
 
@@ -111,7 +122,7 @@ class LatentMap:
             One input of shape (N, *s) and one output of the same static shape s (N dynamic), float32.
         input_name, output_name : str, optional
             Which input/output when the graph has several (default: the only one).
-        providers, session_options, intra_op_num_threads, flush_subnormals
+        providers, session_options, intra_op_num_threads, flush_subnormals, activation_budget
             As for :class:`LatentMap`.
 
         Returns
@@ -143,7 +154,31 @@ class LatentMap:
         self._fused_run = None
         self._flush = bool(flush_subnormals)
         self._subnormals = {}
+        self._budget = _check_budget(activation_budget)
+        self._max_rows = {}
         return self
+
+    # ------------------------------------------------------ activation memory
+    def max_rows(self, which: str = "fused") -> int | None:
+        """The most rows of graph ``which`` (``fused``, ``encoder``, ``decoder``) run at once, None = no cap.
+
+        From the graph's activation memory per row and the ``activation_budget``; computed once per graph.
+        """
+        if which not in self._max_rows:
+            if self._budget is None:
+                self._max_rows[which] = None
+            else:  # lazy: onnx's import cost; import flowcore needs no ONNX
+                from flowcore.runtime.activation_memory import default_budget, max_rows, row_bytes  # noqa: PLC0415
+
+                model = self.fused_model if which == "fused" else getattr(self.bundle, which)
+                budget = default_budget(available_memory()) if self._budget == "auto" else self._budget
+                self._max_rows[which] = max_rows(row_bytes(model), budget)
+        return self._max_rows[which]
+
+    def rows_in_flight(self, batch_size: int, which: str = "fused") -> int:
+        """``batch_size`` lowered to :meth:`max_rows` of graph ``which`` where that is smaller."""
+        cap = self.max_rows(which)
+        return int(batch_size) if cap is None else min(int(batch_size), cap)
 
     # --------------------------------------------------------------- sessions
     def _session(self, which: str):
@@ -250,6 +285,7 @@ class LatentMap:
             out_shape = self.latent_shape if which == "encoder" else self.input_shape
             return np.empty((0, *out_shape), np.float32)
         parts = []
+        batch_size = self.rows_in_flight(batch_size, which)
         for i in range(0, len(a), batch_size):
             parts.append(self._run(sess, [name_out], {name_in: a[i : i + batch_size]})[0])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -299,6 +335,7 @@ class LatentMap:
         """f(z) = E(D(z)) through the fused graph: (N, *latent_shape) -> same, float32."""
         z = self.check_latents(z)
         sess = self._session("fused")
+        batch_size = self.rows_in_flight(batch_size)
         parts = [self._run(sess, [FUSED_OUTPUTS[0]], {FUSED_INPUT: z[i : i + batch_size]})[0]
                  for i in range(0, len(z), batch_size)]
         if not parts:
@@ -333,3 +370,12 @@ class LatentMap:
             "flush_subnormals": self._flush,
             "subnormals": self.subnormals,
         }
+
+
+def _check_budget(budget: Any) -> int | str | None:
+    """``activation_budget`` as given ("auto", None or bytes ≥ 1); anything else is one ParameterError line."""
+    if budget is None or budget == "auto":
+        return budget
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ParameterError(f"activation_budget must be 'auto', None or a number of bytes >= 1; got {budget!r}")
+    return int(budget)
