@@ -244,6 +244,36 @@ def study_photo256(out: Path, docs: Path, steps: int) -> dict:
             "min_step_at": int(step_norm.argmin())}
 
 
+class _SectionCache:
+    """Finished sections of one size set in a JSON file: ``{"sizes": …, "sections": {name: [result, wall_s, size]}}``.
+
+    The file is replaced atomically after each section. Sizes shared by the sections (everything in the
+    size set but ``photo_steps``) must match for anything to be reused; a section with its own ``size``
+    (photo256) is reused only at that size.
+    """
+
+    def __init__(self, path: Path, cfg: dict):
+        self.path = path
+        shared = json.loads(json.dumps({k: v for k, v in cfg.items() if k != "photo_steps"}))
+        done = json.loads(path.read_text()) if path.is_file() else {}
+        self.done = done if done.get("sizes") == shared else {"sizes": shared, "sections": {}}
+
+    def get(self, name: str, size, fn) -> tuple[dict, float]:
+        entry = self.done["sections"].get(name)
+        if entry is not None and (len(entry) < 3 or entry[2] == size):
+            print(f"{name}: reused from {self.path}", file=sys.stderr, flush=True)
+            return entry[0], entry[1]
+        t = time.perf_counter()
+        result = json.loads(json.dumps(fn(), default=str))
+        wall = time.perf_counter() - t
+        self.done["sections"][name] = [result, wall, size]
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.done, default=str))
+        tmp.replace(self.path)
+        print(f"{name}: {wall:.0f} s", file=sys.stderr, flush=True)
+        return result, wall
+
+
 def _effnet(out: Path, quick: bool) -> dict:
     cached = out / "effnet" / "section.json"  # the section's result, reused like its decoder and bundle
     if cached.is_file():
@@ -292,9 +322,12 @@ def page(res: dict, cfg: dict, command: str) -> str:
          "15 ms per 32² image here on a quiet machine (14–37 ms under load; `tools/bench_taef2.py`), so a "
          "trajectory of 100 steps costs 1.5 s of CPU per start. The paper's foundation rule (tol 1e-5, 500 steps) "
          "is kept for the tolerance in a., with the step budgets stated in each section. The probing dictionary "
-         f"starts from {cfg['probe_noise']} noise latents per seed (k = {res['k']}: as many starts as latent "
-         "dimensions, the paper's rule). One 256² photo runs at the paper's scale under the full foundation rule "
-         "(section e); many starts at 256² is `tools/gpu_check.sh`'s `taef2` stage (never run: no GPU was lent).",
+         f"starts from {cfg['probe_noise']} noise latents per seed (k = {res['k']}"
+         + (": as many starts as latent dimensions, the paper's rule)" if cfg["probe_noise"] >= res["k"] else
+            f"; the paper's rule would be {res['k']} starts)")
+         + f". One 256² photo runs at the paper's scale under the foundation tolerance for {cfg['photo_steps']} steps"
+         + (" (the paper's full rule)" if cfg["photo_steps"] >= 500 else "")
+         + " (section e); many starts at 256² is `tools/gpu_check.sh`'s `taef2` stage (never run: no GPU was lent).",
          ""]
     if cfg["n_traj"] == QUICK["n_traj"]:
         L += ["**This page is a `--quick` run** (tiny sizes: a few starts and steps, 2 probing seeds, 16 noise "
@@ -394,7 +427,8 @@ def page(res: dict, cfg: dict, command: str) -> str:
               f"{ph['s_per_step']:.2f} s per step on this CPU.", "",
               "| step t | ‖z_(t+1) − z_t‖ | ‖z_t‖ | PSNR of D(z_t) vs the photo (dB) |", "|---|---|---|---|"]
         for t, a, b, c in zip(ph["at"], ph["step_norm"], ph["state_norm"], ph["psnr"]):
-            L.append(f"| {t} | {a:.4g} | {b:.4g} | {c:.1f} |")
+            step = "— (last state)" if t == ph["at"][-1] and t == ph["steps"] else f"{a:.4g}"
+            L.append(f"| {t} | {step} | {b:.4g} | {c:.1f} |")
         L += ["", "![the photo and decoded states](real_photo256.png)", "",
               "![residual norms at 256²](real_photo256_norms.png)", ""]
     L += [
@@ -428,39 +462,21 @@ def main(argv=None) -> int:
     sets = ood_sets(cfg["ood_n"])
     res = {"cpu": cpu_model(), "date": time.strftime("%Y-%m-%d"), "sizes": cfg,
            "latent_shape": list(lmap.latent_shape), "k": int(np.prod(lmap.latent_shape))}
-    # each finished section is kept in OUT/sections.json with its sizes and wall time; a rerun with the same
-    # sizes reuses it (the study is long on 2 CPU cores), and the page's wall time is the sum of the sections'
-    done_path = args.out / "sections.json"
-    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
-    shared = {k: v for k, v in cfg.items() if k != "photo_steps"}  # photo256 keeps its own size with its result
-    if done.get("sizes") != json.loads(json.dumps(shared)):
-        done = {"sizes": shared, "sections": {}}
+    # each finished section is kept in OUT/sections_{full,quick}.json with its sizes, wall time and figures
+    # (OUT/figures); a rerun with the same sizes reuses it (the study is long on 2 CPU cores) and copies its
+    # figures to DOCS; the page's wall time is the sum of the sections'
+    figs = args.out / "figures" / ("quick" if args.quick else "full")
+    figs.mkdir(parents=True, exist_ok=True)
+    cache = _SectionCache(args.out / f"sections_{'quick' if args.quick else 'full'}.json", cfg)
     res["section_wall_s"] = {}
-    for name, fn in (("trajectories", lambda: study_trajectories(lmap, cfg, args.docs)),
-                     ("probing", lambda: study_probing(lmap, cfg)),
-                     ("ood", lambda: study_ood(lmap, bundle, cfg, sets)),
-                     ("residuals", lambda: study_residuals(lmap, cfg, sets, args.docs))):
-        if name in done["sections"]:
-            res[name], res["section_wall_s"][name] = done["sections"][name]
-            print(f"{name}: reused from {done_path}", file=sys.stderr, flush=True)
-            continue
-        t = time.perf_counter()
-        res[name] = json.loads(json.dumps(fn(), default=str))
-        res["section_wall_s"][name] = time.perf_counter() - t
-        done["sections"][name] = [res[name], res["section_wall_s"][name]]
-        tmp = done_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(done, default=str))
-        tmp.replace(done_path)
-        print(f"{name}: {res['section_wall_s'][name]:.0f} s", file=sys.stderr, flush=True)
-    if done["sections"].get("photo256", [{}])[0].get("max_steps") == cfg["photo_steps"]:
-        res["photo256"], res["section_wall_s"]["photo256"] = done["sections"]["photo256"]
-    else:
-        t = time.perf_counter()
-        res["photo256"] = study_photo256(args.out, args.docs, cfg["photo_steps"])
-        res["section_wall_s"]["photo256"] = time.perf_counter() - t
-        done["sections"]["photo256"] = [res["photo256"], res["section_wall_s"]["photo256"]]
-        done_path.write_text(json.dumps(done, default=str))
-        print(f"photo256: {res['section_wall_s']['photo256']:.0f} s", file=sys.stderr, flush=True)
+    for name, size, fn in (("trajectories", None, lambda: study_trajectories(lmap, cfg, figs)),
+                           ("probing", None, lambda: study_probing(lmap, cfg)),
+                           ("ood", None, lambda: study_ood(lmap, bundle, cfg, sets)),
+                           ("residuals", None, lambda: study_residuals(lmap, cfg, sets, figs)),
+                           ("photo256", cfg["photo_steps"], lambda: study_photo256(args.out, figs, cfg["photo_steps"]))):
+        res[name], res["section_wall_s"][name] = cache.get(name, size, fn)
+    for fig in sorted(figs.glob("real_*.png")):
+        (args.docs / fig.name).write_bytes(fig.read_bytes())
     res["effnet"] = _effnet(args.out, cfg["effnet_quick"])
     for fig in map(Path, res["effnet"]["figures"]):  # the page's figures live next to it, named real_*.png
         name = fig.name if fig.name.startswith("real_") else f"real_effnet_{fig.name}"

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import flowcore
 from flowcore.errors import ParameterError
-from flowcore.runtime.activation_memory import DEFAULT_BUDGET, MARGIN, default_budget, max_rows, row_bytes
+from flowcore.runtime.activation_memory import CUDA_BUDGET, DEFAULT_BUDGET, MARGIN, default_budget, max_rows, row_bytes
 
 
 def _mlp(widths=(10, 100, 5)) -> onnx.ModelProto:
@@ -34,6 +34,20 @@ def test_row_bytes_is_the_liveness_peak():
     assert row_bytes(_mlp((300, 20, 5))) == 4 * 320  # the input dominates: x and h at node 0
 
 
+def test_row_bytes_copies_no_weights_and_reads_local_functions():
+    m = _mlp()
+    big = m.graph.initializer[0]
+    before = bytes(big.raw_data)
+    assert row_bytes(m) == 4 * 200 and bytes(m.graph.initializer[0].raw_data) == before  # the model is untouched
+    # the same MLP with its middle as a model-local function: the function's tensors count
+    f = helper.make_function("local", "Mid", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
+                             [helper.make_opsetid("", 18)])
+    m.graph.node[1].CopyFrom(helper.make_node("Mid", ["h"], ["r"], domain="local"))
+    m.functions.append(f)
+    m.opset_import.append(helper.make_opsetid("local", 1))
+    assert row_bytes(m) == 4 * 200
+
+
 def test_row_bytes_unknown_shapes_give_no_estimate():
     m = _mlp()
     m.graph.node[1].op_type = "NoSuchOp"  # inference cannot type r (nor y)
@@ -46,10 +60,8 @@ def test_max_rows_and_budget():
     assert max_rows(1000, 10_000) == int(10_000 // (1000 * MARGIN))
     assert max_rows(10**9, 10) == 1  # never fewer than one row
     assert max_rows(None, 10_000) is None and max_rows(1000, None) is None
-    assert default_budget(None) == DEFAULT_BUDGET
-    assert default_budget(64 * 2**30) == DEFAULT_BUDGET
-    assert default_budget(2 * 2**30) == 2**29  # a quarter of what is available when memory is short
-    assert default_budget(1) == 64 * 2**20
+    assert default_budget(None) == default_budget(["CPUExecutionProvider"]) == DEFAULT_BUDGET
+    assert default_budget(["CUDAExecutionProvider", "CPUExecutionProvider"]) == CUDA_BUDGET
 
 
 def test_latent_map_caps_rows_and_results_do_not_change(digits_bundle):
@@ -72,6 +84,16 @@ def test_latent_map_caps_rows_and_results_do_not_change(digits_bundle):
 def test_default_budget_leaves_small_models_alone(digits_bundle):
     lmap = flowcore.LatentMap(digits_bundle, providers="cpu")
     assert lmap.max_rows() is None or lmap.max_rows() > 4096
+
+
+def test_rows_in_flight_checks_its_arguments(digits_bundle):
+    lmap = flowcore.LatentMap(digits_bundle, providers="cpu")
+    with pytest.raises(TypeError):
+        lmap.rows_in_flight(2.5)
+    with pytest.raises(ParameterError, match="batch_size"):
+        lmap.rows_in_flight(0)
+    with pytest.raises(flowcore.BackendError, match="no 'nope' graph"):
+        lmap.max_rows("nope")
 
 
 @pytest.mark.parametrize("bad", [0, -5, 1.5, "big", True])

@@ -89,7 +89,12 @@ def test_bad_pretrained_input_is_one_line(tmp_path, capsys):
     save_npz(tmp_path / "x.npz", x=_crops(2))
     ex = str(tmp_path / "x.npz")
     out_dir = tmp_path / "b"
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for name in ("taef2_encoder.npz", "taef2_decoder.npz"):
+        (corrupt / name).write_bytes(b"PK\x03\x04 not really a zip archive")
     cases = [
+        (["--pretrained", f"taef2={corrupt}", "--example", ex], "taef2="),  # unreadable weights: exit 3, one line
         (["--pretrained", "nope=" + str(tmp_path), "--example", ex], "unknown kind"),
         (["--pretrained", "taef2", "--example", ex], "KIND=FOLDER"),
         (["--pretrained", f"taef2={tmp_path / 'missing'}", "--example", ex], "no such folder"),

@@ -18,8 +18,8 @@ alike, and prints the median per-row-step milliseconds and their ratio, with the
 ``--foundation`` adds one run under the paper's foundation-model rule (``flowcore.STOP_RULES["foundation"]``:
 tol 1e-5, 500 steps) from the encoded scikit-image photos, and reports converged / max_steps / diverged,
 the median step count and the last residual medians (the paper-scale run of ``tools/gpu_check.sh``).
-The batch is capped so that the latents, the fused graph's activations (about 64 floats per input
-pixel, measured on the CPU) and the result fit in half the available memory.
+The batch is the library's own rows in flight (``LatentMap.rows_in_flight``: the fused graph's activation
+memory per row within its activation budget), so both loops run the same rows per ``session.run``.
 Results: ``OUT/bench_taef2.json`` and a markdown table on stdout (docs/benchmarks.md).
 """
 
@@ -77,21 +77,6 @@ def _bundle(side: int, out: Path):
     return bundle
 
 
-def _available_bytes() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 << 30
-
-
-def _batch(n: int, side: int) -> int:
-    per_row = 4 * (64 * 3 * side * side + 4 * 32 * (side // 8) ** 2)  # activations + latents, float32
-    return max(1, min(n, _available_bytes() // 2 // per_row))
-
-
 def _bare_loop(sess, z: np.ndarray, steps: int, batch: int) -> float:
     """Seconds for ``steps`` session.run calls per batch of the fused graph, output fed back as input."""
     t = time.perf_counter()
@@ -114,7 +99,7 @@ def _one_size(side: int, args, out: Path) -> dict:
     opts.intra_op_num_threads = args.threads
     sess = ort.InferenceSession(flowcore.fuse(bundle).SerializeToString(), opts, providers=providers)
     z0 = np.random.default_rng(0).normal(size=(args.starts, *lmap.latent_shape)).astype(np.float32)
-    batch = _batch(args.starts, side)
+    batch = lmap.rows_in_flight(args.starts)  # what iterate runs at once: the activation cap (LatentMap.max_rows)
     _bare_loop(sess, z0[:batch], 1, batch)  # warm both up
     flowcore.iterate(lmap, z0[:batch], tol=1e-30, max_steps=1, batch_size=batch)
     bare, ours = [], []
@@ -126,7 +111,8 @@ def _one_size(side: int, args, out: Path) -> dict:
         assert int(traj.steps.min()) == args.steps, "tol=1e-30 must run every row for every step"
     row_steps = args.starts * args.steps
     res = {"side": side, "latent_shape": list(lmap.latent_shape), "k": int(np.prod(lmap.latent_shape)),
-           "starts": args.starts, "steps": args.steps, "batch": batch, "repeats": args.repeats,
+           "starts": args.starts, "steps": args.steps, "batch": batch, "flowcore_batch": traj.settings["batch_size"],
+           "repeats": args.repeats,
            "bare_ms_per_row_step": 1e3 * float(np.median(bare)) / row_steps,
            "flowcore_ms_per_row_step": 1e3 * float(np.median(ours)) / row_steps,
            "providers": list(lmap.providers)}

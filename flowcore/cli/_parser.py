@@ -106,8 +106,8 @@ def _starts_args(p: argparse.ArgumentParser) -> None:
     number(p, "--seed", default=0, help="seed for the noise starts (default 0)")
     add_stop_rule(p)
     number(p, "--batch-size", default=4096,
-           help="rows in flight at once (default 4096 rows; lowered to the rows whose activations fit in 2 GiB, "
-                "or a quarter of the free memory: 34 for TAEF2 at 256²)")
+           help="rows in flight at once (default 4096 rows; lowered to the rows whose activations fit in 2 GiB "
+                "on the CPU, 8 GiB on CUDA: 34 CPU rows for TAEF2 at 256²)")
     number(p, "--norm-limit", default=1e8, help="latent L2 norm above which a row ends diverged (default 1e8)")
     p.add_argument("--out", help="folder for the result files (default: none written, summary only)")
     add_force(p)

@@ -132,8 +132,8 @@ def _key(value: str | None) -> Any:
     return int(value) if value.lstrip("-").isdigit() else value
 
 
-def _pretrained(args) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """(adapter, encoder, decoder, export kwargs) for ``--pretrained KIND=FOLDER`` (always the torch adapter)."""
+def _pretrained_args(args) -> tuple[str, str]:
+    """(kind, folder) of ``--pretrained KIND=FOLDER``, after the checks that need nothing loaded."""
     if args.encoder or args.decoder or args.autoencoder or args.split_at is not None:
         raise ParameterError("--pretrained names the whole model; it does not go with --encoder/--decoder, "
                              "--autoencoder or --split-at")
@@ -145,6 +145,11 @@ def _pretrained(args) -> tuple[Any, Any, Any, dict[str, Any]]:
                              "declare no input shape, and parity on random inputs says little about real ones)")
     if args.framework not in ("auto", "torch"):
         raise ParameterError("--pretrained models are torch models (the torch adapter builds them)")
+    return kind, folder
+
+
+def _pretrained(kind: str, folder: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(adapter, encoder, decoder, export kwargs) of the pretrained ``kind`` in ``folder`` (the torch adapter)."""
     adapter = load_adapter("torch")
     kinds = getattr(adapter, "PRETRAINED_KINDS", None)
     if kinds is None:
@@ -158,9 +163,17 @@ def _pretrained(args) -> tuple[Any, Any, Any, dict[str, Any]]:
     except ImportError as exc:
         raise BackendError(f"--pretrained {kind} needs {exc.name or 'its libraries'}: pip install "
                            "'flowcore-torch[foundation]'") from None
-    except (ValueError, OSError, RuntimeError) as exc:  # weights that do not fit, unreadable folders
-        raise ExportError(f"--pretrained {kind}={folder}: {str(exc).strip().splitlines()[0][:300]}") from None
+    except Exception as exc:  # noqa: BLE001  (weights that do not fit or do not read: corrupt .npz/.safetensors)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ExportError(f"--pretrained {kind}={folder}: {lines[0][:300]}") from None
     return adapter, enc, dec, {"preprocessing": kinds[kind], "notes": f"pretrained {kind} from {folder}"}
+
+
+def _weight_bytes(folder: str) -> int:
+    """Bytes of the weight files a --pretrained loader reads (.npz / .safetensors in the folder and its vae/)."""
+    root = Path(folder)
+    return sum(f.stat().st_size for sub in (root, root / "vae") if sub.is_dir() for f in sub.iterdir()
+               if f.is_file() and f.suffix in (".npz", ".safetensors"))
 
 
 def run(args, out, emit) -> int:
@@ -208,16 +221,16 @@ def run(args, out, emit) -> int:
 
 
 def _run_pretrained(args, out, emit, load_array) -> int:
+    kind, folder = _pretrained_args(args)
     if (Path(args.out) / "flow.json").is_file() and not force(args):
         raise OutputError(f"{args.out} already holds a FlowBundle; pass --force to replace it (only the bundle's "
                           "files are replaced) or choose another --out")
-    adapter, enc, dec, extra = _pretrained(args)
     example = load_array(args.example)
     if example.dtype != np.float32:
         example = example.astype(np.float32)
-    folder = args.pretrained.partition("=")[2]
-    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out),
-                      nbytes=2 * tree_bytes(folder, args.example))
+    nbytes = 2 * (_weight_bytes(folder) if Path(folder).is_dir() else 0) + tree_bytes(args.example)
+    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out), nbytes=nbytes)
+    adapter, enc, dec, extra = _pretrained(kind, folder)  # --out is checked first: loading a big model takes a while
     return _write(args, out, emit, dest, adapter, enc, dec, example, "torch", extra)
 
 

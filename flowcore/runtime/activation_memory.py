@@ -8,10 +8,12 @@ inference at batch 1, then the tensors alive at each node in graph order (a tens
 node that makes it to its last reader; the graph's inputs and outputs count) — what ONNX Runtime's
 memory planner reuses. :func:`max_rows` turns that into the most rows in flight within a budget.
 
-The default budget is 2 GiB of activations, or a quarter of the memory available now when that is
-less (:func:`flowcore.runtime.host_memory.available_memory`), so the cap only depends on the machine
-where memory is short. Rows are computed independently, so the cap changes how a run is driven,
-never what it gives (``Trajectories.settings["batch_size"]`` records the rows that were in flight).
+The default budget is fixed: 2 GiB of activations on the CPU, 8 GiB on a CUDA device (fixed, not the
+memory free at the moment, so the same model runs the same rows on every run; a machine with less
+room passes a smaller ``LatentMap(activation_budget=…)``). Rows are computed independently, so the
+cap changes how a run is driven, never what it gives (``Trajectories.settings["batch_size"]``
+records the rows that were in flight). The estimate copies no weights (large initializers become
+typed inputs), so it costs the same for a 2 GB model as for a small one.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
-__all__ = ["row_bytes", "max_rows", "default_budget", "DEFAULT_BUDGET", "MARGIN"]
+__all__ = ["row_bytes", "max_rows", "default_budget", "DEFAULT_BUDGET", "CUDA_BUDGET", "MARGIN"]
 
-DEFAULT_BUDGET = 2 * 2**30  # bytes of activations in flight at once
+DEFAULT_BUDGET = 2 * 2**30  # bytes of activations in flight at once on the CPU
+CUDA_BUDGET = 8 * 2**30  # on a CUDA device (host RAM says nothing about it; 8 GiB fits a 16 GB card)
 MARGIN = 1.25  # allocator rounding and kernel scratch above the liveness peak (TAEF2 256²: measured 1.0–1.16×)
 
 
@@ -48,15 +51,12 @@ def row_bytes(model: onnx.ModelProto) -> int | None:
         None when shape inference leaves more than a tenth of the intermediate tensors without a
         static shape (the estimate would then be too low to trust).
     """
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for value in [*m.graph.input, *m.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if len(dims) and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = 1
-    del m.graph.value_info[:]
+    m = _without_weights(model)
     try:
-        m = onnx.inliner.inline_local_functions(m) if len(m.functions) else m
+        if len(m.functions):  # liveness needs the tensors inside local functions too
+            from onnx import inliner  # noqa: PLC0415  (a submodule `import onnx` does not load)
+
+            m = inliner.inline_local_functions(m)
         m = shape_inference.infer_shapes(m, data_prop=True)
     except Exception:  # noqa: BLE001  (any graph onnx cannot infer: no estimate)
         return None
@@ -67,9 +67,12 @@ def row_bytes(model: onnx.ModelProto) -> int | None:
         if tt.HasField("shape") and all(d > 0 for d in dims):
             sizes[value.name] = int(np.prod(dims, dtype=np.int64)) * _element_bytes(tt.elem_type)
     made = [name for node in m.graph.node for name in node.output if name]
-    if sum(name not in sizes for name in made) > 0.1 * max(len(made), 1):
+    missing = [name for name in made if name not in sizes]
+    if len(missing) > 0.1 * max(len(made), 1):
         return None
-    weights = {i.name for i in m.graph.initializer}
+    weights = {i.name for i in model.graph.initializer}
+    largest = max((b for name, b in sizes.items() if name not in weights), default=0)
+    sizes.update({name: largest for name in missing})  # a tensor without a shape counts as the largest one
     last: dict[str, int] = {}
     for i, node in enumerate(m.graph.node):
         for name in node.input:
@@ -88,11 +91,42 @@ def row_bytes(model: onnx.ModelProto) -> int | None:
     return int(peak)
 
 
-def default_budget(available: int | None) -> int:
-    """:data:`DEFAULT_BUDGET`, or a quarter of ``available`` bytes when that is less (at least 64 MiB)."""
-    if available is None:
-        return DEFAULT_BUDGET
-    return int(max(64 * 2**20, min(DEFAULT_BUDGET, available // 4)))
+def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers are typed graph inputs (no weight bytes copied).
+
+    Small initializers (≤ 64 elements: shapes, axes, scalars) stay, so shape inference can read them;
+    the batch axis of the graph's inputs and outputs is set to 1.
+    """
+    m = onnx.ModelProto()
+    m.ir_version = model.ir_version
+    m.opset_import.extend(model.opset_import)
+    m.functions.extend(model.functions)
+    g = m.graph
+    g.name = model.graph.name
+    g.node.extend(model.graph.node)
+    g.input.extend(model.graph.input)
+    g.output.extend(model.graph.output)
+    given = {v.name for v in model.graph.input}
+    weights = {i.name for i in model.graph.initializer}
+    for init in model.graph.initializer:
+        if int(np.prod(init.dims, dtype=np.int64)) <= 64 and not init.external_data:
+            g.initializer.append(init)
+        elif init.name not in given:
+            g.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    for value in [*g.input, *g.output]:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in weights and len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    return m
+
+
+def default_budget(providers: list[str] | None = None) -> int:
+    """The ``"auto"`` budget: :data:`CUDA_BUDGET` when the graph runs on CUDA, else :data:`DEFAULT_BUDGET`.
+
+    Fixed numbers, not the memory free at the moment, so the rows in flight (and what ``settings``
+    records) are the same on every run of the same model on the same kind of device.
+    """
+    return CUDA_BUDGET if providers and providers[0] == "CUDAExecutionProvider" else DEFAULT_BUDGET
 
 
 def max_rows(per_row: int | None, budget: int | None) -> int | None:

@@ -12,6 +12,7 @@ encoder with a surrogate decoder, a residual stream. The dynamics code does not 
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -20,7 +21,6 @@ import numpy as np
 from flowcore.bundle.flowbundle import FlowBundle
 from flowcore.bundle.subnormal import count_subnormals
 from flowcore.errors import BackendError, BundleError, ParameterError
-from flowcore.runtime.host_memory import available_memory
 from flowcore.runtime.fusion import FUSED_INPUT, FUSED_OUTPUTS, _with_external_data, fuse, graph_to_map
 from flowcore.runtime.parity import parity as _parity
 from flowcore.runtime._arrays import coerce as _coerce
@@ -63,8 +63,9 @@ class LatentMap:
         Bytes of intermediate tensors allowed in flight at once. Every batched call (``encode``,
         ``decode``, ``f``, :func:`flowcore.iterate`) runs at most :meth:`max_rows` rows per
         ``session.run``, from each graph's activation memory per row
-        (:mod:`flowcore.runtime.activation_memory`). ``"auto"``: 2 GiB, or a quarter of the memory
-        available when that is less. None: no cap (the batch sizes asked for are used as given).
+        (:mod:`flowcore.runtime.activation_memory`). ``"auto"``: 2 GiB on the CPU, 8 GiB on CUDA
+        (fixed, so the rows in flight are the same on every run). None: no cap (the batch sizes
+        asked for are used as given).
 
     Examples
     --------
@@ -170,15 +171,20 @@ class LatentMap:
             else:  # lazy: onnx's import cost; import flowcore needs no ONNX
                 from flowcore.runtime.activation_memory import default_budget, max_rows, row_bytes  # noqa: PLC0415
 
+                if which != "fused" and (self.bundle is None or which not in ("encoder", "decoder")):
+                    raise BackendError(f"this LatentMap has no {which!r} graph")
                 model = self.fused_model if which == "fused" else getattr(self.bundle, which)
-                budget = default_budget(available_memory()) if self._budget == "auto" else self._budget
+                budget = default_budget(self._session(which).get_providers()) if self._budget == "auto" else self._budget
                 self._max_rows[which] = max_rows(row_bytes(model), budget)
         return self._max_rows[which]
 
     def rows_in_flight(self, batch_size: int, which: str = "fused") -> int:
         """``batch_size`` lowered to :meth:`max_rows` of graph ``which`` where that is smaller."""
+        rows = operator.index(batch_size)  # a float batch size is a TypeError, as it always was
+        if rows < 1:
+            raise ParameterError(f"batch_size must be >= 1, got {rows}")
         cap = self.max_rows(which)
-        return int(batch_size) if cap is None else min(int(batch_size), cap)
+        return rows if cap is None else min(rows, cap)
 
     # --------------------------------------------------------------- sessions
     def _session(self, which: str):
