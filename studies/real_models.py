@@ -117,7 +117,9 @@ def study_trajectories(lmap, cfg: dict, docs: Path) -> dict:
                      "end_norm_median": float(np.median(np.linalg.norm(ends, axis=1)))}
         if name == "N(0, I) latents":
             imgs = np.clip(lmap.decode(traj.final[:16]), 0, 1)
-            png, _ = decoded_grid(imgs, title=f"TAEF2 32²: decoded endpoints of 16 N(0, I) starts after {cfg['traj_steps']} steps")
+            png, _ = decoded_grid(imgs, labels=[f"start {i}" for i in range(len(imgs))],  # endpoints, not attractors
+                                  title=f"TAEF2 32²: D(z) after at most {cfg['traj_steps']} steps from 16 N(0, I) starts "
+                                        f"({int(np.sum(traj.converged[:16]))} of 16 converged)")
             (docs / "real_taef2_endpoints.png").write_bytes(png)
     return {"tol": tol, "max_steps": cfg["traj_steps"], "sets": out}
 
