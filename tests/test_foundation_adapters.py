@@ -93,10 +93,10 @@ def test_mae_tokens_keep_patch_order_and_cls(mae_bundle):
     assert bundle.input_shape == (3, 32, 32) and bundle.latent_shape == (17, 32)  # 1 CLS + (32/8)² patches, D=32
     lmap = flowcore.LatentMap(bundle, providers="cpu")
     z = lmap.encode(x)
-    foundation.vitmae(model)  # sets this in-memory model's mask_ratio to 0 (the saved copy has the default 0.75)
-    assert model.config.mask_ratio == 0.0
+    enc, _ = foundation.vitmae(model)  # mask ratio 0 on a copy: the caller's model keeps its default 0.75
+    assert enc.vit.config.mask_ratio == 0.0 and model.config.mask_ratio == 0.75
     with torch.no_grad():
-        out = model.train(False).vit(pixel_values=torch.from_numpy(x), noise=torch.arange(16.0).expand(4, -1))
+        out = enc.vit(pixel_values=torch.from_numpy(x), noise=torch.arange(16.0).expand(4, -1))
     assert np.allclose(z, out.last_hidden_state.numpy(), atol=1e-4)
     assert (out.ids_restore.numpy() == np.arange(16)).all()  # the fixed noise keeps the patch order
     # permuting the input patches permutes the patch tokens the same way: order really is kept

@@ -253,7 +253,9 @@ def test_interrupted_fit_keeps_its_chunks_says_so_and_resumes(tmp_path):
 
     bundle = FlowBundle.write(tmp_path / "bundle", *two_attractors(np.array([2.0, 1.0]), np.array([-1.0, -3.0]),
                                                                     np.array([1.0, 0.0]), 0.98)).path
-    x = np.random.default_rng(1).uniform(-4, 4, size=(8 * chunk_rows(16), 2)).astype(np.float32)
+    # 48 chunks: the rest of the run must outlast the poll below and the signal's delivery on a loaded 2-core
+    # CI machine (with 8, a CI run once finished all of them before SIGINT arrived)
+    x = np.random.default_rng(1).uniform(-4, 4, size=(48 * chunk_rows(16), 2)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "det"
     argv = [sys.executable, "-m", "flowcore", "ood", "fit", str(bundle), "--id", str(tmp_path / "x.npy"),

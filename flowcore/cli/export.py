@@ -51,7 +51,8 @@ def add_parser(p, common) -> None:
     src.add_argument("--pretrained", metavar="KIND=FOLDER", default=None,
                      help="a pretrained autoencoder read from a local weights folder, KIND one of taef2, "
                           "autoencoder-kl, autoencoder-kl-scaled, vit-mae (torch adapter; the last three need "
-                          "flowcore-torch[foundation]); needs --example with real inputs in the model's range")
+                          "flowcore-torch[foundation]); needs --example with real inputs in the model's range (default: none, "
+                          "the model comes from --encoder/--decoder or --autoencoder)")
     src.add_argument("--split-at", metavar="LAYER", default=None,
                      help="cut a flat --autoencoder (Keras Sequential or chain, torch nn.Sequential) after LAYER "
                           "(name or index): encoder = the layers up to and including LAYER, decoder = the rest "
