@@ -15,11 +15,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
+from _cli import signal_after_first_chunk
 import flowcore
 from flowcore import LatentMap, find_attractors, iterate
 from flowcore.cli.app import main
@@ -108,14 +108,7 @@ def test_cli_resume_with_ray_after_a_killed_run(cluster, tmp_path):
     common = ["trajectories", str(BUNDLE), "--noise", "8192", "--seed", "4", "--batch-size", "32", "--max-steps", "100",
               "--device", "cpu", "--threads", "1", "--quiet"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "flowcore", *common, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list((killed / PARTIAL_DIR).glob("*/chunk-000000.npz")):
-        assert proc.poll() is None, "the run ended before writing a chunk"
-        assert time.monotonic() < deadline, "no chunk file within 60 s"
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc = signal_after_first_chunk([*common, "--out", str(killed)], killed, signal.SIGKILL, timeout=60)
     proc.wait(timeout=60)
     done = len(list((killed / PARTIAL_DIR).rglob("chunk-*.npz")))
     assert 1 <= done < 16

@@ -15,13 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _cli import signal_after_first_chunk
 from flowcore.analysis.ood.detector import IN_SAMPLE, METHODS, OODDetector
 from flowcore.cli._guard import report
 from flowcore.cli.app import main
@@ -256,24 +256,15 @@ def test_interrupted_fit_keeps_its_chunks_says_so_and_resumes(tmp_path):
     x = np.random.default_rng(1).uniform(-4, 4, size=(8 * chunk_rows(16), 2)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "det"
-    argv = [sys.executable, "-m", "flowcore", "ood", "fit", str(bundle), "--id", str(tmp_path / "x.npy"),
+    argv = ["ood", "fit", str(bundle), "--id", str(tmp_path / "x.npy"),
             "--methods", "trajectory,recon_error", "--default", "trajectory", "--batch-size", "16", "--out", str(out),
             "--quiet", "--device", "cpu", "--threads", "1"]
-    # the child must see Ctrl-C whatever launched the suite: a shell without job control (`make test &`, CI runners)
-    # starts background jobs with SIGINT ignored, children inherit that, and Python then installs no
-    # KeyboardInterrupt handler (the run would finish and exit 0)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 300
-    while not list((out / PARTIAL_DIR).glob("*/chunk-000000.npz")):
-        assert proc.poll() is None, "the run ended before writing a chunk"
-        assert time.monotonic() < deadline, "no chunk file within 300 s"
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGINT)
+    proc = signal_after_first_chunk(argv, out, signal.SIGINT, stderr=subprocess.PIPE)
     assert proc.wait(timeout=120) == 130
     line = _one_error_line(proc.stderr.read())
     assert line == (f"error: interrupted; completed chunks kept in {out / PARTIAL_DIR}: rerun the same command "
                     "with --resume to continue")
-    again = subprocess.run(argv + ["--resume"], capture_output=True, text=True, timeout=300)
+    again = subprocess.run([sys.executable, "-m", "flowcore", *argv, "--resume"], capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0, again.stderr
     assert not (out / PARTIAL_DIR).exists() and (out / "detector.json").is_file()

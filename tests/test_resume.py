@@ -9,11 +9,9 @@ computed again.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from flowcore.io import load_npz, save_npz
 from flowcore.runtime.latent_map import LatentMap
 
 from _graphs import two_attractors
+from _cli import signal_after_first_chunk
 
 MARKER = ".flowcore-output.json"
 BATCH = 16
@@ -71,14 +70,7 @@ def _marker_without_times(data: bytes) -> dict:
 
 
 def _kill_after_first_chunk(argv, out: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "flowcore", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list((out / PARTIAL_DIR).glob("*/chunk-000000.npz")):
-        assert proc.poll() is None, "the run ended before writing a chunk"
-        assert time.monotonic() < deadline, "no chunk file within 300 s"
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc = signal_after_first_chunk(argv, out, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
 

@@ -198,11 +198,7 @@ def run(args, out, emit) -> int:
     if len(frameworks) != 1:
         raise ParameterError(f"encoder and decoder come from different frameworks {sorted(frameworks)}")
     framework = frameworks.pop()
-    if (Path(args.out) / "flow.json").is_file() and not force(args):
-        raise OutputError(f"{args.out} already holds a FlowBundle; pass --force to replace it (only the bundle's "
-                          "files are replaced) or choose another --out")
-    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out),
-                      nbytes=2 * tree_bytes(*{p for p, _ in paths.values()}, args.example))
+    dest = _bundle_folder(args, 2 * tree_bytes(*{p for p, _ in paths.values()}, args.example))
     adapter = load_adapter(framework)
     if args.split_at is not None:
         enc, dec = adapter.load_split(args.autoencoder, _key(args.split_at))
@@ -210,9 +206,7 @@ def run(args, out, emit) -> int:
         enc = adapter.load_model(paths["encoder"][0], part=paths["encoder"][1])
         dec = adapter.load_model(paths["decoder"][0], part=paths["decoder"][1])
     if args.example:
-        example = load_array(args.example)
-        if example.dtype != np.float32:
-            example = example.astype(np.float32)
+        example = _example(args.example, load_array)
     else:
         example_for = getattr(adapter, "example_input", None)
         if example_for is None:
@@ -221,21 +215,29 @@ def run(args, out, emit) -> int:
     return _write(args, out, emit, dest, adapter, enc, dec, example, framework, {})
 
 
-def _run_pretrained(args, out, emit, load_array) -> int:
-    kind, folder = _pretrained_args(args)
+def _bundle_folder(args, nbytes: int):
+    """The checked ``--out`` of an export: a folder already holding a bundle needs ``--force``."""
     if (Path(args.out) / "flow.json").is_file() and not force(args):
         raise OutputError(f"{args.out} already holds a FlowBundle; pass --force to replace it (only the bundle's "
                           "files are replaced) or choose another --out")
-    example = load_array(args.example)
-    if example.dtype != np.float32:
-        example = example.astype(np.float32)
-    nbytes = 2 * (_weight_bytes(folder) if Path(folder).is_dir() else 0) + tree_bytes(args.example)
-    dest = out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out), nbytes=nbytes)
+    return out_folder(args, "export", writes=_BUNDLE_FILES, adopt=bundle_entries(args.out), nbytes=nbytes)
+
+
+def _example(path: str, load_array) -> np.ndarray:
+    """``--example`` as float32."""
+    example = load_array(path)
+    return example if example.dtype == np.float32 else example.astype(np.float32)
+
+
+def _run_pretrained(args, out, emit, load_array) -> int:
+    kind, folder = _pretrained_args(args)
+    dest = _bundle_folder(args, 2 * (_weight_bytes(folder) if Path(folder).is_dir() else 0) + tree_bytes(args.example))
+    example = _example(args.example, load_array)
     adapter, enc, dec, extra = _pretrained(kind, folder)  # --out is checked first: loading a big model takes a while
-    return _write(args, out, emit, dest, adapter, enc, dec, example, "torch", extra)
+    return _write(args, out, emit, dest, adapter, enc, dec, example, f"pretrained {kind}", extra)
 
 
-def _write(args, out, emit, dest, adapter, enc, dec, example, framework: str, extra: dict[str, Any]) -> int:
+def _write(args, out, emit, dest, adapter, enc, dec, example, what: str, extra: dict[str, Any]) -> int:
     """Export into ``dest``'s staging folder (the bundle appears only when export and parity pass) and report."""
     kwargs: dict[str, Any] = dict(encoder_output=_key(args.encoder_output), check=not args.no_check, rtol=args.rtol,
                                   **extra)
@@ -244,7 +246,6 @@ def _write(args, out, emit, dest, adapter, enc, dec, example, framework: str, ex
     with dest.staged(prune=True) as tmp:  # the bundle's files replace an earlier bundle's; other files are kept
         adapter.export(enc, dec, example, tmp, overwrite=True, **kwargs)  # tmp is empty: the adapter fills it
     info = FlowBundle.load(args.out).summary()
-    what = f"pretrained {args.pretrained.partition('=')[0]}" if args.pretrained else framework
     emit(out, info, args.json,
          f"exported {what} model to {args.out}: input {tuple(info['input_shape'])}, latent "
          f"{tuple(info['latent_shape'])}, opset {info['encoder'].get('opset')}; parity "
