@@ -123,12 +123,13 @@ def residual_norms(lmap, z0: Any, steps: int, *, batch_size: int = 1024,
     state_norm = np.empty((n, steps), np.float64)
     for i in range(0, n, batch_size):
         z = z0[i: i + batch_size]
+        flat = z.reshape(len(z), -1).astype(np.float64)  # each state converted once: this step's z_next is the next z
         for t in range(steps):
             z_next = lmap(z, batch_size=len(z))
-            flat, flat_next = z.reshape(len(z), -1).astype(np.float64), z_next.reshape(len(z), -1).astype(np.float64)
+            flat_next = z_next.reshape(len(z), -1).astype(np.float64)
             state_norm[i: i + len(z), t] = np.linalg.norm(flat, axis=1)
             step_norm[i: i + len(z), t] = np.linalg.norm(flat_next - flat, axis=1)
-            z = z_next
+            z, flat = z_next, flat_next
     return ResidualReport(step_norm=step_norm, state_norm=state_norm, latent_shape=tuple(lmap.latent_shape),
                           settings={"steps": steps, "batch_size": batch_size, "norm": "Euclidean, float64",
                                     **(settings or {})})

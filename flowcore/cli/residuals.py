@@ -15,7 +15,6 @@ from flowcore.analysis.residuals import ResidualReport, residual_norms
 from flowcore.cli._args import add_force, number
 from flowcore.cli._out import out_folder
 from flowcore.dynamics.starts import starts_from_sources
-from flowcore.io import atomic_write_text
 from flowcore.runtime.latent_map import LatentMap
 
 __all__ = ["add_residuals", "run_residuals"]
@@ -38,6 +37,7 @@ def add_residuals(p: argparse.ArgumentParser, common: Callable[[argparse.Argumen
 
 
 def run_residuals(args, out, emit) -> int:
+    from flowcore.plots import save_figure  # noqa: PLC0415
     from flowcore.plots.residuals import residual_plot  # lazy: matplotlib is the analysis extra
 
     dest = out_folder(args, "residuals", writes=(*ResidualReport.files(), "residuals.png", "residuals.csv"))
@@ -48,8 +48,7 @@ def run_residuals(args, out, emit) -> int:
     bundle = str(Path(args.bundle).resolve())
     with dest.staged() as tmp:
         rep.write(tmp, extra_json={"bundle": bundle})
-        (tmp / "residuals.png").write_bytes(png)
-        atomic_write_text(tmp / "residuals.csv", csv)
+        save_figure(png, csv, tmp, "residuals")
     lines = [f"residual norms of {rep.n} start{'s' if rep.n != 1 else ''} over {rep.steps} steps "
              f"(median [25 %, 75 %] over starts):"]
     for r in rep.summary():

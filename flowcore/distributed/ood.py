@@ -21,10 +21,10 @@ import numpy as np
 from flowcore.analysis.ood.detector import OODDetector
 from flowcore.distributed._pack import pack, unpack
 from flowcore.distributed._ray import require_ray
-from flowcore.distributed.pipeline import (CUDA, ActorBase, RayOptions, chunk_bounds, result_rows, run_chunks,
+from flowcore.distributed.pipeline import (CUDA, ActorBase, RayOptions, result_rows, run_chunks,
                                            worker_report)
 from flowcore.distributed.trajectories import summarize_workers
-from flowcore.dynamics.checkpointing import chunk_rows
+from flowcore.dynamics.checkpointing import chunk_bounds, chunk_rows
 from flowcore.errors import BackendError
 
 __all__ = ["score_ray"]

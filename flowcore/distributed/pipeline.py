@@ -26,7 +26,7 @@ import flowcore.errors as flowcore_errors
 from flowcore.distributed._ray import actor_pool, cluster_cpus, require_ray
 from flowcore.errors import BackendError, FlowcoreError, ParameterError
 
-__all__ = ["RayOptions", "ActorBase", "run_chunks", "chunk_bounds", "worker_report", "result_rows", "error_row", "CUDA"]
+__all__ = ["RayOptions", "ActorBase", "run_chunks", "worker_report", "result_rows", "error_row", "CUDA"]
 
 CUDA = "CUDAExecutionProvider"
 
@@ -72,11 +72,6 @@ class RayOptions:
         else:
             want = max(1, cluster_cpus() // self.threads)
         return max(1, min(want, n_chunks))
-
-
-def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
-    """``[lo, hi)`` of the chunks of ``n`` rows, ``size`` rows each (the last may be shorter)."""
-    return [(lo, min(lo + size, n)) for lo in range(0, n, max(int(size), 1))]
 
 
 def worker_report(providers: Sequence[str]) -> dict[str, Any]:

@@ -27,9 +27,9 @@ import numpy as np
 
 from flowcore.distributed._pack import pack, unpack
 from flowcore.distributed._ray import require_ray
-from flowcore.distributed.pipeline import (CUDA, ActorBase, RayOptions, chunk_bounds, result_rows, run_chunks,
+from flowcore.distributed.pipeline import (CUDA, ActorBase, RayOptions, result_rows, run_chunks,
                                            worker_report)
-from flowcore.dynamics.checkpointing import ChunkStore, chunk_rows
+from flowcore.dynamics.checkpointing import ChunkStore, chunk_bounds, chunk_rows
 from flowcore.dynamics.iterate_options import IterateOptions
 from flowcore.dynamics.sources import ArrayStarts, as_start_source
 from flowcore.dynamics.trajectories import Trajectories, iterate

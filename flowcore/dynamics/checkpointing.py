@@ -36,12 +36,18 @@ import numpy as np
 from flowcore.errors import BadInputError, DataError, OutputError, ParameterError
 from flowcore.io import atomic_write_json, load_npz, save_npz, to_jsonable
 
-__all__ = ["PARTIAL_DIR", "CHUNK_BATCHES", "RunCheckpoint", "ChunkStore", "chunk_rows", "file_identity"]
+__all__ = ["PARTIAL_DIR", "CHUNK_BATCHES", "RunCheckpoint", "ChunkStore", "chunk_rows", "chunk_bounds", "file_identity"]
 
 PARTIAL_DIR = ".flowcore-partial"
 CHUNK_BATCHES = 16  # a chunk is this many batches of starts
 _FORMAT = "flowcore.partial-run"
 _log = logging.getLogger("flowcore")
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` of the chunks of ``n`` rows, ``size`` rows each (the last may be shorter); one process and
+    Ray cut the same chunks with it, which is what makes their results the same bit for bit."""
+    return [(lo, min(lo + size, n)) for lo in range(0, n, max(int(size), 1))]
 
 
 def chunk_rows(batch_size: int) -> int:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowcore.dynamics._pass import PassSettings, join_paths, restore_chunk
+from flowcore.dynamics.checkpointing import chunk_bounds
 from flowcore.dynamics.engines import resolve_engine, run_engine
 from flowcore.dynamics.iterate_options import IterateOptions, options_from_keywords
 from flowcore.errors import DataError, ParameterError
@@ -275,7 +276,7 @@ def iterate(
     feats: dict[str, np.ndarray] | None = None
     paths: list[tuple[np.ndarray, np.ndarray]] = []
     size = n if chunk_size is None else int(chunk_size)
-    bounds = [(lo, min(lo + size, n)) for lo in range(0, n, max(size, 1))] or [(0, 0)]
+    bounds = chunk_bounds(n, size) or [(0, 0)]
     bar = _progress(n, progress)
     try:
         for index, (lo, hi) in enumerate(bounds):
